@@ -1,0 +1,34 @@
+//! One stored object. Content-identical uploads in one tenant+env share a blob (dedup).
+use sea_orm::entity::prelude::*;
+
+/// `pending` until the object is verified, then `stored`; `failed` when verification refused it.
+pub const STATE_PENDING: &str = "pending";
+pub const STATE_STORED: &str = "stored";
+pub const STATE_FAILED: &str = "failed";
+
+pub const VISIBILITY_PRIVATE: &str = "private";
+pub const VISIBILITY_PUBLIC: &str = "public";
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "blob")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub env: String,
+    /// `private` or `public`; dedup never crosses it.
+    pub visibility: String,
+    pub key: String,
+    pub sha256: Option<String>,
+    pub size_bytes: i64,
+    pub content_type: String,
+    pub state: String,
+    pub ref_count: i32,
+    pub created_at: ChronoDateTimeUtc,
+    pub updated_at: ChronoDateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

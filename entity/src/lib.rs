@@ -1,0 +1,4 @@
+//! sea-orm entities of the catalog. Data only: the rules live in the `cairn` crate.
+pub mod blob;
+pub mod dataset_event;
+pub mod raw_asset;

@@ -1,0 +1,13 @@
+//! Catalog migrations. One file per migration; the same migrations run on SQLite and Postgres.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_catalog;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_catalog::Migration)]
+    }
+}

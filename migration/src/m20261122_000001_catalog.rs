@@ -1,0 +1,275 @@
+//! The first catalog: blobs, raw assets and the dataset event log.
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Blob::Table)
+                    .col(ColumnDef::new(Blob::Id).uuid().not_null().primary_key())
+                    .col(ColumnDef::new(Blob::TenantId).string_len(63).not_null())
+                    .col(ColumnDef::new(Blob::Env).string_len(63).not_null())
+                    .col(ColumnDef::new(Blob::Visibility).string_len(8).not_null())
+                    .col(ColumnDef::new(Blob::Key).string_len(1024).not_null())
+                    .col(ColumnDef::new(Blob::Sha256).string_len(64).null())
+                    .col(ColumnDef::new(Blob::SizeBytes).big_integer().not_null())
+                    .col(ColumnDef::new(Blob::ContentType).string_len(255).not_null())
+                    .col(ColumnDef::new(Blob::State).string_len(16).not_null())
+                    .col(ColumnDef::new(Blob::RefCount).integer().not_null())
+                    .col(
+                        ColumnDef::new(Blob::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Blob::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_blob_key")
+                    .table(Blob::Table)
+                    .col(Blob::Key)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // One stored blob per content within a tenant+env and visibility: this is what makes dedup
+        // race-free. A public item never shares a private object, nor the reverse.
+        // Partial indexes have the same syntax on SQLite and Postgres.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE UNIQUE INDEX ux_blob_content ON blob (tenant_id, env, visibility, sha256) \
+                 WHERE state = 'stored'",
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(RawAsset::Table)
+                    .col(
+                        ColumnDef::new(RawAsset::AssetId)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(RawAsset::TenantId).string_len(63).not_null())
+                    .col(ColumnDef::new(RawAsset::Env).string_len(63).not_null())
+                    .col(ColumnDef::new(RawAsset::Uri).string_len(1100).not_null())
+                    .col(ColumnDef::new(RawAsset::BlobId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(RawAsset::Filename)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(RawAsset::Sha256).string_len(64).null())
+                    .col(ColumnDef::new(RawAsset::SizeBytes).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(RawAsset::ContentType)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RawAsset::CapturedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(RawAsset::ImportedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(RawAsset::SourceRef).string_len(1024).null())
+                    .col(ColumnDef::new(RawAsset::CaptureLocation).json().null())
+                    .col(ColumnDef::new(RawAsset::Metadata).json().not_null())
+                    .col(ColumnDef::new(RawAsset::PiiFlags).json().not_null())
+                    .col(ColumnDef::new(RawAsset::TrainOk).boolean().not_null())
+                    .col(ColumnDef::new(RawAsset::Status).string_len(16).not_null())
+                    .col(ColumnDef::new(RawAsset::Sealed).boolean().not_null())
+                    .col(
+                        ColumnDef::new(RawAsset::CreatedBy)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RawAsset::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RawAsset::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_raw_asset_blob")
+                            .from(RawAsset::Table, RawAsset::BlobId)
+                            .to(Blob::Table, Blob::Id),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_raw_asset_scope")
+                    .table(RawAsset::Table)
+                    .col(RawAsset::TenantId)
+                    .col(RawAsset::Env)
+                    .col(RawAsset::Status)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_raw_asset_blob")
+                    .table(RawAsset::Table)
+                    .col(RawAsset::BlobId)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(DatasetEvent::Table)
+                    .col(
+                        ColumnDef::new(DatasetEvent::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(DatasetEvent::EventType)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DatasetEvent::TenantId)
+                            .string_len(63)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(DatasetEvent::Env).string_len(63).not_null())
+                    .col(
+                        ColumnDef::new(DatasetEvent::UserId)
+                            .string_len(255)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(DatasetEvent::TraceId)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(DatasetEvent::SubjectId).uuid().not_null())
+                    .col(ColumnDef::new(DatasetEvent::Lineage).json().not_null())
+                    .col(ColumnDef::new(DatasetEvent::PiiFlags).json().not_null())
+                    .col(ColumnDef::new(DatasetEvent::TrainOk).boolean().null())
+                    .col(ColumnDef::new(DatasetEvent::Detail).json().not_null())
+                    .col(
+                        ColumnDef::new(DatasetEvent::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_dataset_event_subject")
+                    .table(DatasetEvent::Table)
+                    .col(DatasetEvent::TenantId)
+                    .col(DatasetEvent::Env)
+                    .col(DatasetEvent::SubjectId)
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(DatasetEvent::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(RawAsset::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Blob::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden)]
+enum Blob {
+    Table,
+    Id,
+    TenantId,
+    Env,
+    Visibility,
+    Key,
+    Sha256,
+    SizeBytes,
+    ContentType,
+    State,
+    RefCount,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum RawAsset {
+    Table,
+    AssetId,
+    TenantId,
+    Env,
+    Uri,
+    BlobId,
+    Filename,
+    Sha256,
+    SizeBytes,
+    ContentType,
+    CapturedAt,
+    ImportedAt,
+    SourceRef,
+    CaptureLocation,
+    Metadata,
+    PiiFlags,
+    TrainOk,
+    Status,
+    Sealed,
+    CreatedBy,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum DatasetEvent {
+    Table,
+    Id,
+    EventType,
+    TenantId,
+    Env,
+    UserId,
+    TraceId,
+    SubjectId,
+    Lineage,
+    PiiFlags,
+    TrainOk,
+    Detail,
+    At,
+}

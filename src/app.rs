@@ -1,0 +1,33 @@
+//! `App`: what every handler and job shares, behind one `AppState(Arc<App>)`.
+use std::{ops::Deref, sync::Arc};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::Verifier,
+    config::Config,
+    storage::{local::LocalStore, ObjectStore},
+};
+
+pub struct App {
+    pub db: DatabaseConnection,
+    pub store: Arc<dyn ObjectStore>,
+    /// The local backend, when it is the store: it also serves the `/o/` endpoint.
+    pub local: Option<Arc<LocalStore>>,
+    pub config: Config,
+    /// The base of URLs for Cairn's own endpoints, without a trailing slash.
+    pub public_url: String,
+    pub verifier: Verifier,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

@@ -1,0 +1,7 @@
+//! Identity and scope (DESIGN §2): bearer-token verification, and the request scope
+//! (tenant, env, user, role) every API handler takes as its first argument.
+mod scope;
+mod token;
+
+pub use scope::Scope;
+pub use token::{mint, Claims, Role, TokenError, Verifier};

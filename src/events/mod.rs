@@ -1,0 +1,65 @@
+//! The dataset event log: one append-only row per state change, written in the same transaction
+//! as the change itself.
+use chrono::{DateTime, Utc};
+use entity::dataset_event;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Scope;
+
+/// Event types.
+pub mod kind {
+    pub const RAW_UPLOAD_PRESIGNED: &str = "raw.upload_presigned";
+    pub const RAW_DEDUPLICATED: &str = "raw.deduplicated";
+    pub const RAW_REGISTERED: &str = "raw.registered";
+    pub const RAW_REGISTER_FAILED: &str = "raw.register_failed";
+    pub const RAW_DOWNLOAD_PRESIGNED: &str = "raw.download_presigned";
+}
+
+/// One event about `subject` in `scope`'s tenant and env.
+pub struct Event<'a> {
+    pub kind: &'static str,
+    pub scope: &'a Scope,
+    pub subject: Uuid,
+    pub lineage: Value,
+    pub pii_flags: Value,
+    pub train_ok: Option<bool>,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(kind: &'static str, scope: &'a Scope, subject: Uuid, at: DateTime<Utc>) -> Self {
+        Self {
+            kind,
+            scope,
+            subject,
+            lineage: json!({}),
+            pii_flags: json!([]),
+            train_ok: None,
+            detail: json!({}),
+            at,
+        }
+    }
+
+    pub async fn record(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        dataset_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            event_type: Set(self.kind.to_owned()),
+            tenant_id: Set(self.scope.tenant.to_string()),
+            env: Set(self.scope.env.to_string()),
+            user_id: Set(self.scope.user.clone()),
+            trace_id: Set(self.scope.trace_id.clone()),
+            subject_id: Set(self.subject),
+            lineage: Set(self.lineage),
+            pii_flags: Set(self.pii_flags),
+            train_ok: Set(self.train_ok),
+            detail: Set(self.detail),
+            at: Set(self.at),
+        }
+        .insert(db)
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,309 @@
+//! The local backend's object endpoint: `PUT /o/<key>` and `POST /o` (browser form) upload,
+//! `GET /o/<key>` downloads. Every request carries a signed, expiring grant from `LocalStore`;
+//! the bearer token plays no part here.
+use std::collections::HashMap;
+
+use axum::{
+    body::Body,
+    extract::{Multipart, Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::range::{self, RangeOutcome};
+use crate::{
+    app::AppState,
+    domain::{ContentType, ObjectKey, Sha256},
+    error::{ApiError, ApiResult},
+    storage::local::{LocalStore, Meta, PutGrant, UrlError, WriteError},
+};
+
+type Params = Query<HashMap<String, String>>;
+
+fn local(app: &AppState) -> ApiResult<&LocalStore> {
+    app.local.as_deref().ok_or_else(ApiError::not_found)
+}
+
+fn denied(e: UrlError) -> ApiError {
+    match e {
+        UrlError::Expired => ApiError::forbidden_code("url_expired", "the URL has expired"),
+        UrlError::BadSignature => ApiError::forbidden_code(
+            "signature_invalid",
+            "the URL's signature does not match the request",
+        ),
+    }
+}
+
+fn bad_grant() -> ApiError {
+    denied(UrlError::BadSignature)
+}
+
+fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> ApiResult<&'a str> {
+    q.get(name).map(String::as_str).ok_or_else(bad_grant)
+}
+
+fn exp(q: &HashMap<String, String>) -> ApiResult<i64> {
+    param(q, "exp")?.parse().map_err(|_| bad_grant())
+}
+
+fn write_error(e: WriteError) -> ApiError {
+    match e {
+        WriteError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        WriteError::SizeMismatch { .. } => ApiError::bad_request("size_mismatch", e.to_string()),
+        WriteError::ChecksumMismatch => ApiError::bad_request("checksum_mismatch", e.to_string()),
+        WriteError::Exists => ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "object_exists",
+            e.to_string(),
+        ),
+        WriteError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
+        WriteError::Io(io) => ApiError::unavailable("storage_unavailable", io.to_string()),
+    }
+}
+
+fn stored(meta: &Meta, status: StatusCode) -> Response {
+    let etag = format!("\"{}\"", meta.sha256);
+    (status, [(header::ETAG, etag)]).into_response()
+}
+
+pub async fn put(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let store = local(&app)?;
+    let key = ObjectKey::parse(&key).ok_or_else(bad_grant)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| ContentType::parse(v).ok())
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let size: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send Content-Length",
+            )
+        })?;
+    let sha = q.get("sha256").map(String::as_str);
+    let grant = PutGrant {
+        key: &key,
+        exp: exp(&q)?,
+        content_type: &content_type,
+        size,
+        sha256: sha,
+        sig: param(&q, "sig")?,
+    };
+    store.verify_put(&grant, Utc::now()).map_err(denied)?;
+    let expected = sha
+        .map(Sha256::parse)
+        .transpose()
+        .map_err(|_| bad_grant())?;
+    let meta = store
+        .write(&key, &content_type, size, expected, body.into_data_stream())
+        .await
+        .map_err(write_error)?;
+    tracing::info!(key = %key, size_bytes = size, "object stored");
+    Ok(stored(&meta, StatusCode::OK))
+}
+
+/// A browser form: `key`, `content-type`, `policy` and `signature` fields, then `file`.
+pub async fn post(
+    State(app): State<AppState>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Response> {
+    let store = local(&app)?;
+    let mut form = multipart.map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let form_err = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("invalid_form", e.body_text())
+    };
+    while let Some(field) = form.next_field().await.map_err(form_err)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "file" {
+            let value = field.text().await.map_err(form_err)?;
+            if value.len() > 8 * 1024 || fields.len() > 32 {
+                return Err(ApiError::bad_request(
+                    "invalid_form",
+                    "form fields are too large",
+                ));
+            }
+            fields.insert(name.to_ascii_lowercase(), value);
+            continue;
+        }
+        let policy = store
+            .verify_post(
+                param(&fields, "policy")?,
+                param(&fields, "signature")?,
+                Utc::now(),
+            )
+            .map_err(denied)?;
+        // The form's own fields must say what the policy grants.
+        if param(&fields, "key")? != policy.key
+            || fields
+                .get("content-type")
+                .map(String::as_str)
+                .unwrap_or(&policy.content_type)
+                != policy.content_type
+        {
+            return Err(denied(UrlError::BadSignature));
+        }
+        let key = ObjectKey::parse(&policy.key).ok_or_else(bad_grant)?;
+        let expected = policy
+            .sha256
+            .as_deref()
+            .map(Sha256::parse)
+            .transpose()
+            .map_err(|_| bad_grant())?;
+        let meta = store
+            .write(&key, &policy.content_type, policy.size, expected, field)
+            .await
+            .map_err(write_error)?;
+        tracing::info!(key = %key, size_bytes = policy.size, "object stored from form");
+        return Ok(stored(&meta, StatusCode::NO_CONTENT));
+    }
+    Err(ApiError::bad_request(
+        "invalid_form",
+        "the form has no `file` field",
+    ))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let store = local(&app)?;
+    let key = ObjectKey::parse(&key).ok_or_else(bad_grant)?;
+    let exp = exp(&q)?;
+    let filename = param(&q, "filename")?;
+    let now = Utc::now();
+    store
+        .verify_get(&key, exp, filename, param(&q, "sig")?, now)
+        .map_err(denied)?;
+    let (mut file, meta) = store.read(&key).await?.ok_or_else(ApiError::not_found)?;
+
+    let etag = format!("\"{}\"", meta.sha256);
+    let max_age = (exp - now.timestamp()).max(0);
+    let mut res = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, format!("private, max-age={max_age}"))
+        .header(header::CONTENT_DISPOSITION, content_disposition(filename));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return res
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(internal);
+    }
+    res = res.header(header::CONTENT_TYPE, &meta.content_type);
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    // A Range for an older version of the object is served whole (If-Range).
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let outcome = if if_range_ok {
+        range::parse(range, meta.size)
+    } else {
+        RangeOutcome::Full
+    };
+    let (status, start, len) = match outcome {
+        RangeOutcome::Full => (StatusCode::OK, 0, meta.size),
+        RangeOutcome::Partial(a, b) => {
+            res = res.header(
+                header::CONTENT_RANGE,
+                format!("bytes {a}-{b}/{}", meta.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
+        }
+        RangeOutcome::Unsatisfiable => {
+            return res
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{}", meta.size))
+                .body(Body::empty())
+                .map_err(internal);
+        }
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::unavailable("storage_unavailable", e.to_string()))?;
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024));
+    res.status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .map_err(internal)
+}
+
+fn internal(e: axum::http::Error) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
+fn content_disposition(filename: &str) -> HeaderValue {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(filename, RFC8187);
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// RFC 8187 attr-char: ALPHA / DIGIT / "!#$&+-.^_`|~".
+const RFC8187: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_keeps_the_real_name() {
+        let v = content_disposition("résumé \"1\".pdf");
+        assert_eq!(
+            v.to_str().unwrap(),
+            "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
+        );
+    }
+}

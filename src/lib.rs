@@ -1,0 +1,122 @@
+//! Cairn: a multi-tenant artifact store. `main.rs` only parses the command line; everything it
+//! starts is built here, so tests start exactly what production starts.
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tokio::net::TcpListener;
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod storage;
+
+use app::{App, AppState};
+use config::{Config, StorageConfig};
+use storage::{local::LocalStore, ObjectStore};
+
+/// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
+/// SQLite allows, and a single connection never meets `SQLITE_BUSY`.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url.expose();
+    let sqlite = url.starts_with("sqlite:");
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(if sqlite { 1 } else { 16 })
+        .min_connections(if sqlite { 1 } else { 0 });
+    let db = Database::connect(opts)
+        .await
+        .with_context(|| "cannot connect to the catalog (DATABASE_URL)")?;
+    if sqlite {
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
+    }
+    Ok(db)
+}
+
+/// Applies pending migrations.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    migration::Migrator::up(db, None)
+        .await
+        .context("applying catalog migrations")
+}
+
+/// A built server: catalog migrated, listener bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = connect(&config).await?;
+        migrate(&db).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot bind CAIRN_LISTEN={}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let (store, local): (Arc<dyn ObjectStore>, _) = match &config.storage {
+            StorageConfig::Local { root, signing_key } => {
+                let local = Arc::new(
+                    LocalStore::open(root, &public_url, signing_key.expose().as_bytes())
+                        .with_context(|| {
+                            format!("cannot open the object directory {}", root.display())
+                        })?,
+                );
+                (local.clone(), Some(local))
+            }
+            StorageConfig::S3 { .. } => {
+                anyhow::bail!("CAIRN_STORAGE=s3 is not available in this build")
+            }
+        };
+        let verifier = auth::Verifier::new(&config.jwt).context("CAIRN_JWT_PUBLIC_KEY")?;
+        let state = AppState(Arc::new(App {
+            db,
+            store,
+            local,
+            config,
+            public_url,
+            verifier,
+            metrics: http::metrics::handle(),
+        }));
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.local_addr(), public_url = %self.state.public_url, "cairn listening");
+        let router = http::router(self.state.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.state.db.clone().close().await.ok();
+        tracing::info!("cairn stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,152 @@
+//! The `cairn` command line. Parses arguments and hands over to the library.
+use std::{collections::BTreeMap, process::ExitCode};
+
+use cairn::{
+    auth::{mint, Claims, Role},
+    config::{Config, Settings},
+    Application,
+};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: a multi-tenant artifact store on S3 and CloudFront"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending catalog migrations, then serve the HTTP API until SIGTERM or Ctrl-C.
+    Serve(Settings),
+    /// Apply pending catalog migrations and exit.
+    Migrate(Settings),
+    /// Mint a bearer token for local use, signed with the configured HS256 secret.
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The user the token speaks for (`sub`).
+    #[arg(long)]
+    sub: String,
+    /// A tenant membership as TENANT=ROLE (owner, admin, member, viewer); repeatable.
+    #[arg(long = "tenant", value_parser = parse_membership)]
+    tenants: Vec<(String, Role)>,
+    /// Grant the operator API (`/admin`).
+    #[arg(long)]
+    operator: bool,
+    /// Lifetime, like 90s, 30m, 1h or 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: i64,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+fn parse_membership(s: &str) -> Result<(String, Role), String> {
+    let (tenant, role) = s
+        .split_once('=')
+        .ok_or("expected TENANT=ROLE, e.g. acme=owner")?;
+    cairn::domain::TenantId::parse(tenant).map_err(|e| e.detail)?;
+    let role = Role::parse(role).ok_or("role must be owner, admin, member or viewer")?;
+    Ok((tenant.to_owned(), role))
+}
+
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("unknown unit in `{s}`: use s, m, h or d")),
+    };
+    if secs <= 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    Ok(secs)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("CAIRN_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(settings) => {
+            let config = Config::from_settings(&settings)?;
+            let app = Application::build(config).await?;
+            app.run_until(shutdown_signal()).await?;
+        }
+        Command::Migrate(settings) => {
+            let config = Config::from_settings(&settings)?;
+            let db = cairn::connect(&config).await?;
+            cairn::migrate(&db).await?;
+            tracing::info!("catalog is up to date");
+        }
+        Command::Token(args) => {
+            let config = Config::from_settings(&args.settings)?;
+            let now = chrono::Utc::now().timestamp();
+            let claims = Claims {
+                sub: args.sub,
+                exp: now + args.ttl,
+                iat: Some(now),
+                iss: config.jwt.issuer.clone(),
+                aud: config.jwt.audience.clone(),
+                tenants: args.tenants.into_iter().collect::<BTreeMap<_, _>>(),
+                operator: args.operator,
+            };
+            println!("{}", mint(&config.jwt, &claims)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The object store behind one small trait: the local directory (embedded default) implements it
+//! here; the S3 backend is the next step. The app holds an `Arc<dyn ObjectStore>` chosen by config.
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+
+pub mod local;
+pub mod signing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or is overloaded; the caller may retry.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    #[error("object store error: {0}")]
+    Other(String),
+}
+
+/// What the store knows of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// Present when the store recorded it at upload; otherwise [`ObjectStore::digest`] computes it.
+    pub sha256: Option<Sha256>,
+}
+
+/// The facts an upload URL binds: the store refuses any other key, type, size or content.
+#[derive(Debug, Clone)]
+pub struct UploadSpec<'a> {
+    pub key: &'a ObjectKey,
+    pub content_type: &'a ContentType,
+    pub size: SizeBytes,
+    pub sha256: Option<Sha256>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A presigned upload as the API returns it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "method")]
+pub enum Upload {
+    /// PUT the bytes to `url` sending exactly `headers`.
+    #[serde(rename = "PUT")]
+    Put {
+        url: String,
+        headers: BTreeMap<String, String>,
+    },
+    /// POST a multipart form to `url` with `fields` first and the file last, in field `file`.
+    #[serde(rename = "POST")]
+    Post {
+        url: String,
+        fields: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMethod {
+    Put,
+    Post,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Size (and SHA-256 when recorded) of the object at `key`, or `None` when there is none.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError>;
+
+    /// SHA-256 of the stored bytes, streamed in bounded memory; `None` when there is no object.
+    async fn digest(&self, key: &ObjectKey) -> Result<Option<Sha256>, StoreError>;
+
+    /// Removes the object; removing a missing object is not an error.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+
+    /// A URL (or form) that uploads exactly the bytes `spec` describes to `spec.key`.
+    fn presign_upload(
+        &self,
+        spec: &UploadSpec<'_>,
+        method: UploadMethod,
+    ) -> Result<Upload, StoreError>;
+
+    /// A GET URL that downloads `key` as `filename` until `expires_at`.
+    fn presign_download(
+        &self,
+        key: &ObjectKey,
+        filename: &Filename,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError>;
+
+    /// The object's stable URI (`s3://bucket/key`, `local:///key`) recorded in the catalog.
+    fn uri(&self, key: &ObjectKey) -> String;
+
+    /// Whether the store answers; `/readyz` calls it.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// Size and SHA-256 of the stored object, hashing it when the store kept no checksum.
+    async fn facts(&self, key: &ObjectKey) -> Result<Option<(u64, Sha256)>, StoreError> {
+        let Some(info) = self.head(key).await? else {
+            return Ok(None);
+        };
+        let sha = match info.sha256 {
+            Some(s) => s,
+            None => match self.digest(key).await? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some((info.size, sha)))
+    }
+}
