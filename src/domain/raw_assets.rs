@@ -10,7 +10,7 @@ use sea_orm::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+use super::{catalog_time, ContentType, Filename, ObjectKey, Sha256, SizeBytes};
 use crate::{
     app::App,
     auth::Scope,
@@ -128,7 +128,7 @@ pub async fn get(app: &App, scope: &Scope, asset_id: Uuid) -> ApiResult<raw_asse
 
 pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> ApiResult<Presigned> {
     scope.require_write()?;
-    let now = Utc::now();
+    let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
         if let Some(existing) = find_stored_blob(&app.db, scope, sha).await? {
             if existing.size_bytes != req.size.as_i64() {
@@ -337,7 +337,7 @@ async fn already_registered(
             ))
         };
     }
-    let now = Utc::now();
+    let now = catalog_time(Utc::now());
     let txn = app.db.begin().await?;
     let updated = seal(
         &txn,
@@ -456,7 +456,7 @@ async fn verify_and_register(
     // Verified. Commit, pointing the asset at an already stored blob of the same content if the
     // tenant+env has one (two uploads of one file raced, or the client skipped the sha256).
     for _ in 0..3 {
-        let now = Utc::now();
+        let now = catalog_time(Utc::now());
         let txn = app.db.begin().await?;
         let existing = find_stored_blob(&txn, scope, &req.sha256).await?;
         let mut asset = asset.clone();
@@ -542,7 +542,7 @@ async fn fail(
     code: &str,
     detail: &str,
 ) -> ApiResult<()> {
-    let now = Utc::now();
+    let now = catalog_time(Utc::now());
     let txn = app.db.begin().await?;
     let res = raw_asset::Entity::update_many()
         .col_expr(
@@ -600,7 +600,7 @@ pub async fn presign_download(
     let key = catalog_key(&blob.key)?;
     let filename = Filename::parse(&asset.filename)
         .map_err(|_| ApiError::internal("bad filename in catalog"))?;
-    let now = Utc::now();
+    let now = catalog_time(Utc::now());
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
     let expires_at = now + Duration::seconds(ttl as i64);
     let url = app.store.presign_download(&key, &filename, expires_at)?;

@@ -16,6 +16,7 @@ use crate::{
     auth::Scope,
     config::MAX_PRESIGN_TTL_SECS,
     domain::{
+        catalog_time,
         raw_assets::{self, Descriptive, PresignUpload, Presigned, Register},
         ContentType, Filename, Sha256, SizeBytes,
     },
@@ -159,8 +160,8 @@ pub async fn register(
         size: SizeBytes::parse(&body.size_bytes, app.config.max_upload_bytes)?,
         content_type: ContentType::parse(&body.content_type)?,
         descriptive: Descriptive {
-            captured_at: body.captured_at,
-            imported_at: body.imported_at,
+            captured_at: body.captured_at.map(catalog_time),
+            imported_at: body.imported_at.map(catalog_time),
             source_ref: body.source_ref.map(source_ref).transpose()?,
             capture_location: body.capture_location.map(capture_location).transpose()?,
             metadata: body.metadata.map(metadata).transpose()?,

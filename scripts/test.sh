@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs Cairn's whole test suite on every backend combination this issue supports:
+#   1. SQLite catalog + local object store
+#   2. Postgres catalog + local object store
+# Postgres: the server at $CAIRN_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
+# if it answers; otherwise a throwaway cluster created here with Debian's initdb/pg_ctl (the
+# `postgresql` package is installed when missing) and removed afterwards.
+# With CI=true a backend that cannot be brought up fails the run; it is never skipped silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+PG_URL="${CAIRN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_TMP=""
+PG_BIN=""
+RESULTS="$(mktemp /tmp/cairn-test-output.XXXXXX)"
+
+# One backend run: the workspace's tests; the output is kept for the closing summary.
+suite() {
+    CAIRN_TEST_BACKEND="$1" cargo test --workspace --locked 2>&1 | tee -a "$RESULTS"
+}
+
+# One line totalling every `test result:` line of every run.
+summary() {
+    grep '^test result:' "$RESULTS" | awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+         END { printf "tests: %d passed, %d failed\n", p, f }'
+}
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+    local status=$?
+    if command -v psql >/dev/null 2>&1 && psql "$PG_URL" -Atc 'select 1' >/dev/null 2>&1; then
+        for db in $(psql "$PG_URL" -Atc "select datname from pg_database where datname like 'cairn_test_%'"); do
+            psql "$PG_URL" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
+        done
+    fi
+    if [ -n "$PG_TMP" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_TMP"
+    fi
+    rm -f "$RESULTS"
+    exit "$status"
+}
+trap cleanup EXIT
+
+pg_answers() {
+    command -v psql >/dev/null 2>&1 && psql "$1" -Atc 'select 1' >/dev/null 2>&1
+}
+
+find_pg_bin() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+start_throwaway_postgres() {
+    PG_BIN="$(find_pg_bin)"
+    if [ -z "$PG_BIN" ]; then
+        log "installing PostgreSQL (Debian package postgresql)"
+        local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null \
+            || return 1
+        PG_BIN="$(find_pg_bin)"
+        [ -n "$PG_BIN" ] || return 1
+    fi
+    PG_TMP="$(mktemp -d /tmp/cairn-pg.XXXXXX)"
+    chmod 755 "$PG_TMP"
+    [ "$(id -u)" = 0 ] && chown postgres "$PG_TMP"
+    local port=55432
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    log "starting a throwaway PostgreSQL cluster on port $port"
+    as_postgres "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 >/dev/null || return 1
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
+        -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off" start >/dev/null \
+        || { cat "$PG_TMP/log" >&2; return 1; }
+    PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    export PATH="$PG_BIN:$PATH"
+}
+
+log "SQLite catalog + local object store"
+suite sqlite
+
+if pg_answers "$PG_URL" || start_throwaway_postgres; then
+    pg_answers "$PG_URL" || die "PostgreSQL at $PG_URL does not answer"
+    log "Postgres catalog ($PG_URL) + local object store"
+    CAIRN_TEST_POSTGRES_URL="$PG_URL" suite postgres
+elif [ "${CI:-}" = "true" ]; then
+    die "no PostgreSQL could be found or started; CI does not skip a backend"
+else
+    log "WARNING: PostgreSQL unavailable; the Postgres run was SKIPPED (it is required in CI)"
+fi
+
+summary

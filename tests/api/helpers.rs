@@ -1,0 +1,301 @@
+//! `TestApp`: a running Cairn and a client that speaks its API.
+use std::{collections::BTreeMap, path::PathBuf};
+
+use cairn::{
+    app::AppState,
+    auth::{mint, Claims, Role},
+    config::{Config, Settings},
+    Application,
+};
+use reqwest::{Method, Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, PaginatorTrait};
+use serde_json::{json, Value};
+use sha2::Digest;
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Who calls: a token and the scope headers.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub token: Option<String>,
+    pub tenant: Option<String>,
+    pub env: Option<String>,
+}
+
+/// Rows and objects, to prove a refused request wrote nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Footprint {
+    pub blobs: u64,
+    pub assets: u64,
+    pub events: u64,
+    pub objects: usize,
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+fn backend() -> String {
+    std::env::var("CAIRN_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// A fresh, empty Postgres database for one test.
+async fn postgres_database() -> String {
+    let admin = std::env::var("CAIRN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("cairn_test_{}", uuid::Uuid::now_v7().simple());
+    let db = Database::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("CAIRN_TEST_POSTGRES_URL={admin} is unreachable: {e}"));
+    db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    db.close().await.ok();
+    let (base, _) = admin.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with the default test settings changed by `change`.
+    pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend().as_str() {
+            "sqlite" => None,
+            "postgres" => Some(postgres_database().await),
+            other => panic!("unknown CAIRN_TEST_BACKEND={other}"),
+        };
+        let mut settings = Settings {
+            database_url,
+            storage: "local".into(),
+            data_dir: dir.path().to_owned(),
+            s3_force_path_style: "false".into(),
+            listen: "127.0.0.1:0".into(),
+            presign_ttl_secs: "3600".into(),
+            max_upload_bytes: "1048576".into(),
+            jwt_secret: Some(SECRET.into()),
+            envs: "dev,staging,prod".into(),
+            ..Default::default()
+        };
+        change(&mut settings);
+        let config = Config::from_settings(&settings).expect("valid test config");
+        let app = Application::build(config).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state();
+        tokio::spawn(app.run_until(std::future::pending()));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            state,
+            data_dir: dir.path().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    pub fn claims(&self, sub: &str, tenants: &[(&str, Role)], exp_in: i64) -> Claims {
+        Claims {
+            sub: sub.into(),
+            exp: chrono::Utc::now().timestamp() + exp_in,
+            iat: None,
+            iss: None,
+            aud: None,
+            tenants: tenants
+                .iter()
+                .map(|(t, r)| (t.to_string(), *r))
+                .collect::<BTreeMap<_, _>>(),
+            operator: false,
+        }
+    }
+
+    pub fn token(&self, sub: &str, tenants: &[(&str, Role)]) -> String {
+        mint(&self.state.config.jwt, &self.claims(sub, tenants, 3600)).unwrap()
+    }
+
+    /// An owner of `tenant`, in env `env`.
+    pub fn owner(&self, tenant: &str, env: &str) -> Caller {
+        self.caller(&[(tenant, Role::Owner)], tenant, env)
+    }
+
+    pub fn caller(&self, tenants: &[(&str, Role)], tenant: &str, env: &str) -> Caller {
+        Caller {
+            token: Some(self.token("alice", tenants)),
+            tenant: Some(tenant.into()),
+            env: Some(env.into()),
+        }
+    }
+
+    pub fn request(&self, who: &Caller, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &who.token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(t) = &who.tenant {
+            r = r.header("x-tenant-id", t);
+        }
+        if let Some(e) = &who.env {
+            r = r.header("x-env", e);
+        }
+        r
+    }
+
+    pub async fn post(&self, who: &Caller, path: &str, body: &Value) -> Response {
+        self.request(who, Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, who: &Caller, path: &str) -> Response {
+        self.request(who, Method::GET, path).send().await.unwrap()
+    }
+
+    pub async fn presign(
+        &self,
+        who: &Caller,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Value {
+        let res = self
+            .post(
+                who,
+                "/storage/raw/presign-upload",
+                &json!({"filename": filename, "content_type": content_type, "size_bytes": bytes.len()}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "presign failed");
+        res.json().await.unwrap()
+    }
+
+    /// PUTs `bytes` to a presigned upload as the response's `upload.headers` say.
+    pub async fn put_upload(&self, presigned: &Value, bytes: &[u8]) -> Response {
+        let upload = &presigned["upload"];
+        assert_eq!(upload["method"], "PUT");
+        let mut r = self.client.put(upload["url"].as_str().unwrap());
+        for (k, v) in upload["headers"].as_object().unwrap() {
+            if k != "content-length" {
+                r = r.header(k, v.as_str().unwrap());
+            }
+        }
+        r.body(bytes.to_vec()).send().await.unwrap()
+    }
+
+    pub async fn register(
+        &self,
+        who: &Caller,
+        asset_id: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Response {
+        self.post(
+            who,
+            "/storage/raw/register",
+            &json!({"asset_id": asset_id, "sha256": sha256_hex(bytes), "size_bytes": bytes.len(), "content_type": content_type}),
+        )
+        .await
+    }
+
+    /// Presign, upload and register `bytes`; returns the registered asset.
+    pub async fn store(&self, who: &Caller, filename: &str, bytes: &[u8]) -> Value {
+        let p = self
+            .presign(who, filename, "application/octet-stream", bytes)
+            .await;
+        assert_eq!(self.put_upload(&p, bytes).await.status(), StatusCode::OK);
+        let res = self
+            .register(
+                who,
+                p["asset_id"].as_str().unwrap(),
+                bytes,
+                "application/octet-stream",
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    pub async fn download_url(&self, who: &Caller, asset_id: &str) -> String {
+        let res = self
+            .post(
+                who,
+                "/storage/raw/presign-download",
+                &json!({ "asset_id": asset_id }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let v: Value = res.json().await.unwrap();
+        v["url"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn footprint(&self) -> Footprint {
+        let db = &self.state.db;
+        let objects = walk(&self.data_dir.join("objects").join("objects"))
+            .into_iter()
+            .filter(|p| p.extension().is_none())
+            .count();
+        Footprint {
+            blobs: entity::blob::Entity::find().count(db).await.unwrap(),
+            assets: entity::raw_asset::Entity::find().count(db).await.unwrap(),
+            events: entity::dataset_event::Entity::find()
+                .count(db)
+                .await
+                .unwrap(),
+            objects,
+        }
+    }
+
+    pub async fn events(&self) -> Vec<entity::dataset_event::Model> {
+        entity::dataset_event::Entity::find()
+            .all(&self.state.db)
+            .await
+            .unwrap()
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns its body.
+pub async fn problem(res: Response, status: StatusCode, code: &str) -> Value {
+    let got = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let header_trace = res
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "body: {text}");
+    assert_eq!(ct, "application/problem+json", "body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["code"], code, "body: {text}");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["trace_id"].as_str(), header_trace.as_deref());
+    body
+}

@@ -1,0 +1,14 @@
+//! One integration binary: every test spawns the real app (the same `Application` production
+//! runs) on a random port with a fresh catalog and object directory. `CAIRN_TEST_BACKEND`
+//! selects the catalog: `sqlite` (default) or `postgres` (a database per test at
+//! `CAIRN_TEST_POSTGRES_URL`). `scripts/test.sh` runs the suite on both.
+mod helpers;
+
+mod auth_scope;
+mod bad_input;
+mod cli;
+mod dedup;
+mod isolation;
+mod objects;
+mod observability;
+mod raw_flow;
