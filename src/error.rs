@@ -114,9 +114,19 @@ impl From<ValueError> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
+        use sea_orm::{sqlx::Error as Sqlx, DbErr, RuntimeErr};
+        let unreachable = match &e {
+            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+            DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+                matches!(
+                    s,
+                    Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+                )
+            }
+            _ => false,
+        };
         match e {
-            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            _ if unreachable => {
                 tracing::error!(error = %e, "catalog unreachable");
                 Self::unavailable(
                     "catalog_unavailable",

@@ -101,3 +101,30 @@ async fn unknown_routes_are_problem_404s() {
         .unwrap();
     problem(res, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn a_catalog_outage_is_a_503_with_retry_after() {
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    app.state.db.clone().close().await.unwrap();
+    let res = app
+        .get(&acme, &format!("/storage/raw/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable").await;
+    let res = app
+        .post(
+            &acme,
+            "/storage/raw/presign-upload",
+            &json!({"filename": "a", "content_type": "text/plain", "size_bytes": 1}),
+        )
+        .await;
+    problem(res, StatusCode::SERVICE_UNAVAILABLE, "catalog_unavailable").await;
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
