@@ -25,6 +25,19 @@ pub struct Settings {
     /// Path-style S3 addressing (Garage, MinIO).
     #[arg(long, env = "CAIRN_S3_FORCE_PATH_STYLE", default_value = "false")]
     pub s3_force_path_style: String,
+    /// Sign `If-None-Match: *` into upload URLs so the store refuses to overwrite an object
+    /// (AWS S3 and stores with conditional writes); `false` for stores that reject the header.
+    #[arg(long, env = "CAIRN_S3_CONDITIONAL_WRITES", default_value = "true")]
+    pub s3_conditional_writes: String,
+    /// AWS region (else the AWS profile's region).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// S3 endpoint for S3-compatible stores (Garage, MinIO), e.g. `http://127.0.0.1:3900`.
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub aws_endpoint_url_s3: Option<String>,
+    /// Above this many bytes, uploads use multipart (at least 5 MiB, S3's smallest part).
+    #[arg(long, env = "CAIRN_MULTIPART_THRESHOLD", default_value = "8388608")]
+    pub multipart_threshold: String,
     /// Bind address.
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -65,6 +78,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub presign_ttl_secs: u64,
     pub max_upload_bytes: u64,
+    pub multipart_threshold: u64,
     pub jwt: JwtConfig,
     pub envs: Vec<String>,
 }
@@ -72,11 +86,22 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
     /// Objects under `root`; Cairn signs its own `/o/` URLs with `signing_key`.
-    Local { root: PathBuf, signing_key: Secret },
-    S3 {
-        bucket: String,
-        force_path_style: bool,
+    Local {
+        root: PathBuf,
+        signing_key: Secret,
     },
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub force_path_style: bool,
+    pub conditional_writes: bool,
+    /// Overrides the AWS chain's region when set.
+    pub region: Option<String>,
+    /// `scheme://host[:port]` of an S3-compatible store; AWS itself when `None`.
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,16 +205,20 @@ impl Config {
         if max_upload_bytes == 0 {
             return Err(invalid("CAIRN_MAX_UPLOAD_BYTES", "must be positive"));
         }
-        let force_path_style = match s.s3_force_path_style.as_str() {
-            "true" | "1" => true,
-            "false" | "0" | "" => false,
-            other => {
-                return Err(invalid(
-                    "CAIRN_S3_FORCE_PATH_STYLE",
-                    format!("`{other}` is not true or false"),
-                ))
-            }
-        };
+        let force_path_style = parse_bool("CAIRN_S3_FORCE_PATH_STYLE", &s.s3_force_path_style)?;
+        let conditional_writes =
+            parse_bool("CAIRN_S3_CONDITIONAL_WRITES", &s.s3_conditional_writes)?;
+        let multipart_threshold = parse_u64("CAIRN_MULTIPART_THRESHOLD", &s.multipart_threshold)?;
+        if multipart_threshold < 5 * 1024 * 1024 {
+            return Err(invalid(
+                "CAIRN_MULTIPART_THRESHOLD",
+                "must be at least 5 MiB (5242880)",
+            ));
+        }
+        if let Some(url) = &s.aws_endpoint_url_s3 {
+            crate::storage::s3::Endpoint::parse(Some(url), "", force_path_style)
+                .map_err(|why| invalid("AWS_ENDPOINT_URL_S3", why))?;
+        }
 
         let data_dir = s.data_dir.clone();
         let local = match s.storage.as_str() {
@@ -217,10 +246,13 @@ impl Config {
                     var: "RAW_BUCKET",
                     why: "CAIRN_STORAGE=s3 needs the bucket to store objects in".into(),
                 })?;
-            StorageConfig::S3 {
+            StorageConfig::S3(S3Config {
                 bucket,
                 force_path_style,
-            }
+                conditional_writes,
+                region: s.aws_region.clone().filter(|r| !r.is_empty()),
+                endpoint_url: s.aws_endpoint_url_s3.clone().filter(|u| !u.is_empty()),
+            })
         };
 
         let key = match (&s.jwt_secret, &s.jwt_public_key) {
@@ -286,6 +318,7 @@ impl Config {
             public_url,
             presign_ttl_secs,
             max_upload_bytes,
+            multipart_threshold,
             jwt: JwtConfig {
                 key,
                 issuer: s.jwt_issuer.clone().filter(|v| !v.is_empty()),
@@ -293,13 +326,6 @@ impl Config {
             },
             envs,
         };
-        if let StorageConfig::S3 { .. } = config.storage {
-            // Validated above so that a missing bucket is reported first; the backend follows.
-            return Err(invalid(
-                "CAIRN_STORAGE",
-                "the s3 backend is not available in this build yet; use `local`",
-            ));
-        }
         Ok(config)
     }
 }
@@ -308,6 +334,14 @@ fn parse_u64(var: &'static str, v: &str) -> Result<u64, ConfigError> {
     v.trim()
         .parse()
         .map_err(|_| invalid(var, format!("`{v}` is not a non-negative integer")))
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" | "" => Ok(false),
+        other => Err(invalid(var, format!("`{other}` is not true or false"))),
+    }
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), ConfigError> {
@@ -379,6 +413,8 @@ mod tests {
             storage: "local".into(),
             data_dir: dir.to_owned(),
             s3_force_path_style: "false".into(),
+            s3_conditional_writes: "true".into(),
+            multipart_threshold: "8388608".into(),
             listen: "127.0.0.1:0".into(),
             presign_ttl_secs: "3600".into(),
             max_upload_bytes: "1000".into(),

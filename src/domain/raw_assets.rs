@@ -17,7 +17,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::{kind, Event},
     http::metrics::record_outcome,
-    storage::{Upload, UploadMethod, UploadSpec},
+    storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
 };
 
 pub struct PresignUpload {
@@ -152,16 +152,20 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     let asset_id = Uuid::now_v7();
     let key = ObjectKey::raw_asset(&scope.tenant, &scope.env, asset_id, &req.filename);
     let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
-    let upload = app.store.presign_upload(
-        &UploadSpec {
-            key: &key,
-            content_type: &req.content_type,
-            size: req.size,
-            sha256: req.sha256,
-            expires_at,
-        },
-        req.method,
-    )?;
+    let upload = app
+        .store
+        .presign_upload(
+            &UploadSpec {
+                key: &key,
+                content_type: &req.content_type,
+                size: req.size,
+                sha256: req.sha256,
+                cache_control: PRIVATE_IMMUTABLE,
+                expires_at,
+            },
+            req.method,
+        )
+        .await?;
     let uri = app.store.uri(&key);
     let blob_id = Uuid::now_v7();
     let txn = app.db.begin().await?;
@@ -603,7 +607,10 @@ pub async fn presign_download(
     let now = catalog_time(Utc::now());
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
     let expires_at = now + Duration::seconds(ttl as i64);
-    let url = app.store.presign_download(&key, &filename, expires_at)?;
+    let url = app
+        .store
+        .presign_download(&key, &filename, expires_at)
+        .await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
     ev.record(&app.db).await?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::{
     body::Body,
     extract::{Multipart, Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
@@ -18,7 +18,10 @@ use crate::{
     app::AppState,
     domain::{ContentType, ObjectKey, Sha256},
     error::{ApiError, ApiResult},
-    storage::local::{LocalStore, Meta, PutGrant, UrlError, WriteError},
+    storage::{
+        content_disposition,
+        local::{LocalStore, Meta, PutGrant, UrlError, WriteError},
+    },
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -258,52 +261,4 @@ pub async fn get(
 
 fn internal(e: axum::http::Error) -> ApiError {
     ApiError::internal(e.to_string())
-}
-
-/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
-fn content_disposition(filename: &str) -> HeaderValue {
-    let ascii: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = percent_encoding::utf8_percent_encode(filename, RFC8187);
-    HeaderValue::from_str(&format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
-}
-
-/// RFC 8187 attr-char: ALPHA / DIGIT / "!#$&+-.^_`|~".
-const RFC8187: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disposition_keeps_the_real_name() {
-        let v = content_disposition("résumé \"1\".pdf");
-        assert_eq!(
-            v.to_str().unwrap(),
-            "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
-        );
-    }
 }

@@ -374,7 +374,7 @@ impl ObjectStore for LocalStore {
         Ok(())
     }
 
-    fn presign_upload(
+    async fn presign_upload(
         &self,
         spec: &UploadSpec<'_>,
         method: UploadMethod,
@@ -433,7 +433,7 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    fn presign_download(
+    async fn presign_download(
         &self,
         key: &ObjectKey,
         filename: &Filename,
@@ -544,9 +544,11 @@ mod tests {
             content_type: &ct,
             size: SizeBytes::new_unchecked(5),
             sha256: None,
+            cache_control: crate::storage::PRIVATE_IMMUTABLE,
             expires_at: exp,
         };
-        let Upload::Put { url, .. } = s.presign_upload(&spec, UploadMethod::Put).unwrap() else {
+        let Upload::Put { url, .. } = s.presign_upload(&spec, UploadMethod::Put).await.unwrap()
+        else {
             panic!("expected PUT");
         };
         let sig = url.rsplit("sig=").next().unwrap();

@@ -1,5 +1,5 @@
-//! The object store behind one small trait: the local directory (embedded default) implements it
-//! here; the S3 backend is the next step. The app holds an `Arc<dyn ObjectStore>` chosen by config.
+//! The object store behind one small trait, implemented by the local directory (embedded default)
+//! and S3. The app holds an `Arc<dyn ObjectStore>` chosen by config.
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::domain::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
 
 pub mod local;
+pub mod s3;
 pub mod signing;
+pub mod sigv4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,8 +37,13 @@ pub struct UploadSpec<'a> {
     pub content_type: &'a ContentType,
     pub size: SizeBytes,
     pub sha256: Option<Sha256>,
+    /// Stored with the object; objects are immutable (keys never repeat), so caches may keep them.
+    pub cache_control: &'a str,
     pub expires_at: DateTime<Utc>,
 }
+
+/// `Cache-Control` of private objects.
+pub const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
 
 /// A presigned upload as the API returns it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -74,14 +81,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
 
     /// A URL (or form) that uploads exactly the bytes `spec` describes to `spec.key`.
-    fn presign_upload(
+    async fn presign_upload(
         &self,
         spec: &UploadSpec<'_>,
         method: UploadMethod,
     ) -> Result<Upload, StoreError>;
 
     /// A GET URL that downloads `key` as `filename` until `expires_at`.
-    fn presign_download(
+    async fn presign_download(
         &self,
         key: &ObjectKey,
         filename: &Filename,
@@ -107,5 +114,47 @@ pub trait ObjectStore: Send + Sync + 'static {
             },
         };
         Ok(Some((info.size, sha)))
+    }
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
+pub fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(filename, RFC8187);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// RFC 8187 attr-char: ALPHA / DIGIT / "!#$&+-.^_`|~".
+const RFC8187: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disposition_keeps_the_real_name() {
+        assert_eq!(
+            super::content_disposition("résumé \"1\".pdf"),
+            "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
+        );
     }
 }

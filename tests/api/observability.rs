@@ -76,7 +76,19 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn readiness_reports_a_broken_object_store() {
     let app = TestApp::spawn().await;
-    std::fs::remove_dir_all(app.data_dir.join("objects")).unwrap();
+    match &app.bucket {
+        // The bucket is still empty: without it, HeadBucket fails.
+        Some(bucket) => {
+            crate::helpers::s3_client()
+                .await
+                .delete_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
+        }
+        None => std::fs::remove_dir_all(app.data_dir.join("objects")).unwrap(),
+    }
     let r = app
         .client
         .get(format!("{}/readyz", app.base))

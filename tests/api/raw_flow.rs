@@ -2,7 +2,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{problem, sha256_hex, TestApp};
+use crate::helpers::{problem, refused_by_store, sha256_hex, TestApp};
 
 #[tokio::test]
 async fn put_flow_end_to_end() {
@@ -310,7 +310,7 @@ async fn download_urls_honour_expires_in_and_expire() {
         .send()
         .await
         .unwrap();
-    problem(res, StatusCode::FORBIDDEN, "url_expired").await;
+    refused_by_store(&app, res, StatusCode::FORBIDDEN, "url_expired").await;
 }
 
 #[tokio::test]
@@ -322,7 +322,8 @@ async fn upload_urls_expire() {
         .presign(&acme, "late.bin", "application/octet-stream", &bytes)
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    problem(
+    refused_by_store(
+        &app,
         app.put_upload(&p, &bytes).await,
         StatusCode::FORBIDDEN,
         "url_expired",

@@ -1,0 +1,553 @@
+//! The S3 backend (AWS S3 or any S3-compatible store: Garage, MinIO, Ceph RGW).
+//!
+//! Object calls go through aws-sdk-s3. URLs and browser forms are signed by [`sigv4`] so that the
+//! store itself enforces every fact Cairn granted: content type, exact length, SHA-256 (when known),
+//! `Cache-Control`, and `If-None-Match: *` (where the store honours conditional writes) so a URL can
+//! never overwrite an object.
+use std::{collections::BTreeMap, time::Duration};
+
+use async_trait::async_trait;
+use aws_sdk_s3::{
+    config::{ProvideCredentials, SharedCredentialsProvider},
+    error::{ProvideErrorMetadata, SdkError},
+    types::{ChecksumMode, ChecksumType},
+    Client,
+};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sha2::Digest;
+
+use super::{
+    sigv4::{self, Credentials, Presign, Signer},
+    ObjectInfo, ObjectStore, StoreError, Upload, UploadMethod, UploadSpec,
+};
+use crate::domain::{Filename, ObjectKey, Sha256};
+
+/// Where the store answers, as URLs are built for it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub scheme: String,
+    /// `host[:port]`.
+    pub host: String,
+    pub path_style: bool,
+}
+
+impl Endpoint {
+    /// From `AWS_ENDPOINT_URL_S3`-style URLs; AWS itself when `None`.
+    pub fn parse(url: Option<&str>, region: &str, path_style: bool) -> Result<Self, String> {
+        let Some(url) = url else {
+            return Ok(Self {
+                scheme: "https".into(),
+                host: format!("s3.{region}.amazonaws.com"),
+                path_style,
+            });
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(s, _)| *s == "http" || *s == "https")
+            .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') || host.contains('?') {
+            return Err(format!("`{url}` must be a scheme and host[:port] only"));
+        }
+        Ok(Self {
+            scheme: scheme.into(),
+            host: host.into(),
+            path_style,
+        })
+    }
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    credentials: SharedCredentialsProvider,
+    signer: Signer,
+    endpoint: Endpoint,
+    conditional_writes: bool,
+}
+
+/// Failures of the store's transport, its 5xx answers and throttling are worth a retry.
+fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> StoreError {
+    let transient = match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some(
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "ServiceUnavailable"
+                    | "InternalError"
+                    | "RequestTimeout"
+            )
+        ),
+        _ => false,
+    };
+    let detail = match e.as_service_error() {
+        Some(s) => format!(
+            "{}: {}",
+            s.code().unwrap_or("error"),
+            s.message().unwrap_or_default()
+        ),
+        None => format!("{e:?}"),
+    };
+    if transient {
+        StoreError::Unavailable(detail)
+    } else {
+        StoreError::Other(detail)
+    }
+}
+
+impl S3Store {
+    pub fn new(
+        client: Client,
+        bucket: String,
+        credentials: SharedCredentialsProvider,
+        region: &str,
+        endpoint: Endpoint,
+        conditional_writes: bool,
+    ) -> Self {
+        Self {
+            client,
+            bucket,
+            credentials,
+            signer: Signer::new(region, "s3"),
+            endpoint,
+            conditional_writes,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn credentials(&self) -> Result<Credentials, StoreError> {
+        let c = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("AWS credentials: {e}")))?;
+        Ok(Credentials {
+            access_key_id: c.access_key_id().to_owned(),
+            secret_access_key: c.secret_access_key().to_owned(),
+            session_token: c.session_token().map(str::to_owned),
+        })
+    }
+
+    /// Host and canonical path of an object (or of the bucket, for `key = None`).
+    fn location(&self, key: Option<&ObjectKey>) -> (String, String) {
+        let key_path = key
+            .map(|k| format!("/{}", sigv4::key_path(k.as_str())))
+            .unwrap_or_default();
+        if self.endpoint.path_style || !self.virtual_hostable() {
+            (
+                self.endpoint.host.clone(),
+                format!("/{}{key_path}", sigv4::uri_encode(&self.bucket)),
+            )
+        } else {
+            let path = if key_path.is_empty() {
+                "/".to_owned()
+            } else {
+                key_path
+            };
+            (format!("{}.{}", self.bucket, self.endpoint.host), path)
+        }
+    }
+
+    /// Whether `bucket.host` works, by the SDK's rule: a DNS-label bucket name and a host name
+    /// endpoint (an IP address cannot carry a bucket subdomain).
+    fn virtual_hostable(&self) -> bool {
+        let host = self
+            .endpoint
+            .host
+            .rsplit_once(':')
+            .map_or(self.endpoint.host.as_str(), |(h, _)| h);
+        let b = self.bucket.as_bytes();
+        let label = (3..=63).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-';
+        label && host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[')
+    }
+
+    /// A presigned URL for `method` on `key` with the given signed headers and query.
+    pub async fn presign_url(
+        &self,
+        method: &str,
+        key: &ObjectKey,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        expires_in: u64,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let creds = self.credentials().await?;
+        let (host, path) = self.location(Some(key));
+        Ok(self.signer.presign(
+            &creds,
+            &Presign {
+                method,
+                scheme: &self.endpoint.scheme,
+                host: &host,
+                path: &path,
+                query,
+                headers,
+                expires_in,
+                now,
+            },
+        ))
+    }
+}
+
+fn seconds_until(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    (t - now).num_seconds().max(1) as u64
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
+        let res = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        let out = match res {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        };
+        // A composite (multipart) checksum is not the object's SHA-256.
+        let sha256 = match (out.checksum_sha256(), out.checksum_type()) {
+            (Some(b64), t) if !matches!(t, Some(ChecksumType::Composite)) && !b64.contains('-') => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(Sha256::from_bytes)
+            }
+            _ => None,
+        };
+        Ok(Some(ObjectInfo {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            sha256,
+        }))
+    }
+
+    #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
+    async fn digest(&self, key: &ObjectKey) -> Result<Option<Sha256>, StoreError> {
+        let res = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await;
+        let mut out = match res {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        };
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = out
+            .body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?
+        {
+            hasher.update(&chunk);
+        }
+        Ok(Some(Sha256::from_bytes(hasher.finalize().into())))
+    }
+
+    #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn presign_upload(
+        &self,
+        spec: &UploadSpec<'_>,
+        method: UploadMethod,
+    ) -> Result<Upload, StoreError> {
+        let now = Utc::now();
+        let size = spec.size.get().to_string();
+        let checksum = spec
+            .sha256
+            .map(|s| base64::engine::general_purpose::STANDARD.encode(s.bytes()));
+        match method {
+            UploadMethod::Put => {
+                let mut headers: Vec<(&str, &str)> = vec![
+                    ("cache-control", spec.cache_control),
+                    ("content-length", &size),
+                    ("content-type", spec.content_type.as_str()),
+                ];
+                if let Some(c) = &checksum {
+                    headers.push(("x-amz-checksum-sha256", c));
+                }
+                if self.conditional_writes {
+                    headers.push(("if-none-match", "*"));
+                }
+                let url = self
+                    .presign_url(
+                        "PUT",
+                        spec.key,
+                        &[("x-id", "PutObject")],
+                        &headers,
+                        seconds_until(spec.expires_at, now),
+                        now,
+                    )
+                    .await?;
+                Ok(Upload::Put {
+                    url,
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                })
+            }
+            UploadMethod::Post => {
+                let creds = self.credentials().await?;
+                let conditions = vec![
+                    json!({ "bucket": self.bucket }),
+                    json!(["eq", "$key", spec.key.as_str()]),
+                    json!(["eq", "$Content-Type", spec.content_type.as_str()]),
+                    json!(["eq", "$Cache-Control", spec.cache_control]),
+                    json!(["content-length-range", spec.size.get(), spec.size.get()]),
+                ];
+                let mut fields: BTreeMap<String, String> = self
+                    .signer
+                    .post_policy(&creds, conditions, spec.expires_at, now)
+                    .into_iter()
+                    .collect();
+                fields.insert("key".into(), spec.key.to_string());
+                fields.insert("Content-Type".into(), spec.content_type.to_string());
+                fields.insert("Cache-Control".into(), spec.cache_control.to_owned());
+                let (host, path) = self.location(None);
+                Ok(Upload::Post {
+                    url: format!("{}://{host}{path}", self.endpoint.scheme),
+                    fields,
+                })
+            }
+        }
+    }
+
+    async fn presign_download(
+        &self,
+        key: &ObjectKey,
+        filename: &Filename,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let now = Utc::now();
+        let disposition = super::content_disposition(filename.as_str());
+        self.presign_url(
+            "GET",
+            key,
+            &[
+                ("x-id", "GetObject"),
+                ("response-content-disposition", &disposition),
+            ],
+            &[],
+            seconds_until(expires_at, now),
+            now,
+        )
+        .await
+    }
+
+    fn uri(&self, key: &ObjectKey) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.head_bucket().bucket(&self.bucket).send(),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("HeadBucket timed out".into()))?
+        .map(|_| ())
+        .map_err(store_error)
+    }
+}
+
+/// Resolves region and credentials through the standard AWS chain and builds the store. Fails,
+/// naming the setting, when either cannot be resolved; the store itself may still be down
+/// (`/readyz` reports that).
+pub async fn connect(cfg: &crate::config::S3Config) -> anyhow::Result<S3Store> {
+    use anyhow::Context;
+    use aws_sdk_s3::config::{
+        timeout::TimeoutConfig, BehaviorVersion, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation,
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = &cfg.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let sdk = loader.load().await;
+    let region = sdk.region().map(|r| r.to_string()).context(
+        "AWS_REGION is required with CAIRN_STORAGE=s3 (or a region in the AWS_PROFILE's config)",
+    )?;
+    let credentials = sdk
+        .credentials_provider()
+        .context("no AWS credentials provider is configured")?;
+    credentials.provide_credentials().await.map_err(|e| {
+        anyhow::anyhow!(
+            "AWS credentials could not be resolved: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or AWS_PROFILE ({e})"
+        )
+    })?;
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(cfg.force_path_style)
+        // Trailing checksums over plain HTTP are refused by some stores (Garage); Cairn checks
+        // SHA-256 itself.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .read_timeout(Duration::from_secs(30))
+                .build(),
+        );
+    if let Some(url) = &cfg.endpoint_url {
+        conf = conf.endpoint_url(url);
+    }
+    let endpoint = Endpoint::parse(cfg.endpoint_url.as_deref(), &region, cfg.force_path_style)
+        .map_err(|why| anyhow::anyhow!("AWS_ENDPOINT_URL_S3 is invalid: {why}"))?;
+    Ok(S3Store::new(
+        Client::from_conf(conf.build()),
+        cfg.bucket.clone(),
+        credentials,
+        &region,
+        endpoint,
+        cfg.conditional_writes,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_s3::{
+        config::{BehaviorVersion, Credentials as SdkCredentials, Region},
+        presigning::PresigningConfig,
+    };
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn store(path_style: bool) -> S3Store {
+        let creds = SdkCredentials::new("GKEXAMPLEKEY", "secret/with+chars", None, None, "test");
+        let endpoint = if path_style {
+            "http://127.0.0.1:3900"
+        } else {
+            "http://s3.example.test:3900"
+        };
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("garage"))
+            .endpoint_url(endpoint)
+            .force_path_style(path_style)
+            .credentials_provider(creds.clone())
+            .build();
+        S3Store::new(
+            Client::from_conf(conf),
+            "bucket".into(),
+            SharedCredentialsProvider::new(creds),
+            "garage",
+            Endpoint::parse(Some(endpoint), "garage", path_style).unwrap(),
+            false,
+        )
+    }
+
+    fn presigning(now: DateTime<Utc>, secs: u64) -> PresigningConfig {
+        PresigningConfig::builder()
+            .start_time(now.into())
+            .expires_in(Duration::from_secs(secs))
+            .build()
+            .unwrap()
+    }
+
+    /// Our signer's URLs are byte-identical to the SDK presigner's for the same inputs and time.
+    #[tokio::test]
+    async fn urls_match_the_sdk_presigner() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 30, 5).unwrap();
+        let key = ObjectKey::parse("tenants/acme/dev/raw/0192f0a0/my file+ü (1).png").unwrap();
+        let disposition = crate::storage::content_disposition("my file+ü (1).png");
+        for path_style in [true, false] {
+            let s = store(path_style);
+            let sdk = s
+                .client
+                .get_object()
+                .bucket("bucket")
+                .key(key.as_str())
+                .response_content_disposition(&disposition)
+                .presigned(presigning(now, 3600))
+                .await
+                .unwrap();
+            let ours = s
+                .presign_url(
+                    "GET",
+                    &key,
+                    &[
+                        ("x-id", "GetObject"),
+                        ("response-content-disposition", &disposition),
+                    ],
+                    &[],
+                    3600,
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(ours, sdk.uri(), "GET, path style {path_style}");
+            assert_eq!(ours.starts_with("http://bucket."), !path_style);
+
+            let sdk = s
+                .client
+                .put_object()
+                .bucket("bucket")
+                .key(key.as_str())
+                .content_type("image/png")
+                .content_length(1234)
+                .presigned(presigning(now, 900))
+                .await
+                .unwrap();
+            let signed: Vec<(&str, &str)> = sdk.headers().collect();
+            let ours = s
+                .presign_url(
+                    "PUT",
+                    &key,
+                    &[("x-id", "PutObject")],
+                    &[("content-length", "1234"), ("content-type", "image/png")],
+                    900,
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                ours,
+                sdk.uri(),
+                "PUT, path style {path_style}; SDK headers {signed:?}"
+            );
+        }
+    }
+}
