@@ -58,6 +58,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // The S3 chain (region, credentials) is checked first: a misconfigured store should stop
+        // start-up before anything else happens.
+        let s3 = match &config.storage {
+            StorageConfig::S3(s3) => {
+                let store = storage::s3::connect(s3).await?;
+                if let Err(e) = store.check_ready().await {
+                    tracing::warn!(error = %e, bucket = %s3.bucket, "the object store does not answer yet; /readyz will say so");
+                }
+                Some(Arc::new(store))
+            }
+            StorageConfig::Local { .. } => None,
+        };
         let db = connect(&config).await?;
         migrate(&db).await?;
         let listener = TcpListener::bind(config.listen)
@@ -68,8 +80,9 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let (store, local): (Arc<dyn ObjectStore>, _) = match &config.storage {
-            StorageConfig::Local { root, signing_key } => {
+        let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3) {
+            (_, Some(s3)) => (s3, None),
+            (StorageConfig::Local { root, signing_key }, None) => {
                 let local = Arc::new(
                     LocalStore::open(root, &public_url, signing_key.expose().as_bytes())
                         .with_context(|| {
@@ -78,9 +91,7 @@ impl Application {
                 );
                 (local.clone(), Some(local))
             }
-            StorageConfig::S3 { .. } => {
-                anyhow::bail!("CAIRN_STORAGE=s3 is not available in this build")
-            }
+            (StorageConfig::S3(_), None) => anyhow::bail!("the S3 store was not connected"),
         };
         let verifier = auth::Verifier::new(&config.jwt).context("CAIRN_JWT_PUBLIC_KEY")?;
         let state = AppState(Arc::new(App {

@@ -166,3 +166,44 @@ fn token_refuses_a_bad_membership() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("role must be"));
 }
+
+/// `CAIRN_STORAGE=s3` start-up names each missing piece of the AWS configuration.
+#[test]
+fn s3_start_up_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = |extra: &[(&str, &str)]| {
+        let mut c = cairn(dir.path());
+        c.args(["serve"])
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("CAIRN_STORAGE", "s3")
+            .env("RAW_BUCKET", "bucket")
+            .env("CAIRN_LISTEN", "127.0.0.1:0");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "started without {extra:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let secret = ("CAIRN_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    assert!(s3(&[]).contains("CAIRN_JWT_SECRET is required"));
+    let no_region = s3(&[secret]);
+    assert!(no_region.contains("AWS_REGION is required"), "{no_region}");
+    let no_credentials = s3(&[secret, ("AWS_REGION", "eu-west-1")]);
+    assert!(
+        no_credentials.contains("AWS credentials could not be resolved"),
+        "{no_credentials}"
+    );
+    let bad_endpoint = s3(&[
+        secret,
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ENDPOINT_URL_S3", "garage:3900"),
+    ]);
+    assert!(
+        bad_endpoint.contains("AWS_ENDPOINT_URL_S3 is invalid"),
+        "{bad_endpoint}"
+    );
+}
