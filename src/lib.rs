@@ -62,7 +62,7 @@ impl Application {
         // start-up before anything else happens.
         let s3 = match &config.storage {
             StorageConfig::S3(s3) => {
-                let store = storage::s3::connect(s3).await?;
+                let store = storage::s3::connect(s3, config.multipart_threshold).await?;
                 if let Err(e) = store.check_ready().await {
                     tracing::warn!(error = %e, bucket = %s3.bucket, "the object store does not answer yet; /readyz will say so");
                 }

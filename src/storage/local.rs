@@ -20,7 +20,8 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    signing::UrlSigner, ObjectInfo, ObjectStore, StoreError, Upload, UploadMethod, UploadSpec,
+    signing::UrlSigner, BodyStream, ObjectInfo, ObjectStore, PutError, StoreError, Upload,
+    UploadMethod, UploadSpec,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -338,8 +339,40 @@ async fn hash_file(path: &Path) -> std::io::Result<Sha256> {
     Ok(Sha256::from_bytes(hasher.finalize().into()))
 }
 
+impl From<WriteError> for PutError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::TooLarge { declared } => PutError::TooLarge { declared },
+            WriteError::SizeMismatch { declared, received } => {
+                PutError::SizeMismatch { declared, received }
+            }
+            WriteError::ChecksumMismatch => PutError::ChecksumMismatch,
+            WriteError::Exists => PutError::Exists,
+            WriteError::Body(b) => PutError::Body(b),
+            WriteError::Io(e) => PutError::Store(io_err(e)),
+        }
+    }
+}
+
 #[async_trait]
 impl ObjectStore for LocalStore {
+    async fn put_stream(
+        &self,
+        spec: &UploadSpec<'_>,
+        body: BodyStream,
+    ) -> Result<Sha256, PutError> {
+        let meta = self
+            .write(
+                spec.key,
+                spec.content_type.as_str(),
+                spec.size.get(),
+                spec.sha256,
+                body,
+            )
+            .await?;
+        Sha256::parse(&meta.sha256).map_err(|e| PutError::Store(StoreError::Other(e.detail)))
+    }
+
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
         let data = self.data_path(key);
         let size = match tokio::fs::metadata(&data).await {

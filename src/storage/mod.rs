@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::domain::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
 
 pub mod local;
+pub mod retry;
 pub mod s3;
+mod s3_upload;
 pub mod signing;
 pub mod sigv4;
 
@@ -28,6 +30,28 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Present when the store recorded it at upload; otherwise [`ObjectStore::digest`] computes it.
     pub sha256: Option<Sha256>,
+}
+
+/// A body streamed into the store.
+pub type BodyStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send>,
+>;
+
+/// Why a streamed upload was not stored. Nothing is left in the store in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("the body is larger than the declared {declared} bytes")]
+    TooLarge { declared: u64 },
+    #[error("received {received} bytes, {declared} were declared")]
+    SizeMismatch { declared: u64, received: u64 },
+    #[error("the content does not match the declared sha256")]
+    ChecksumMismatch,
+    #[error("an object already exists at this key")]
+    Exists,
+    #[error("the upload was interrupted: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The facts an upload URL binds: the store refuses any other key, type, size or content.
@@ -79,6 +103,11 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Removes the object; removing a missing object is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+
+    /// Streams exactly `spec.size` bytes into the store at `spec.key`, hashing on the fly and
+    /// checking `spec.sha256` when given; returns the content's SHA-256. Never overwrites.
+    async fn put_stream(&self, spec: &UploadSpec<'_>, body: BodyStream)
+        -> Result<Sha256, PutError>;
 
     /// A URL (or form) that uploads exactly the bytes `spec` describes to `spec.key`.
     async fn presign_upload(

@@ -19,8 +19,9 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::{
+    retry::Backoff,
     sigv4::{self, Credentials, Presign, Signer},
-    ObjectInfo, ObjectStore, StoreError, Upload, UploadMethod, UploadSpec,
+    BodyStream, ObjectInfo, ObjectStore, PutError, StoreError, Upload, UploadMethod, UploadSpec,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -66,10 +67,12 @@ pub struct S3Store {
     signer: Signer,
     endpoint: Endpoint,
     conditional_writes: bool,
+    multipart_threshold: u64,
+    backoff: Backoff,
 }
 
 /// Failures of the store's transport, its 5xx answers and throttling are worth a retry.
-fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+pub(crate) fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> StoreError {
     let transient = match &e {
@@ -112,6 +115,7 @@ impl S3Store {
         region: &str,
         endpoint: Endpoint,
         conditional_writes: bool,
+        multipart_threshold: u64,
     ) -> Self {
         Self {
             client,
@@ -120,7 +124,21 @@ impl S3Store {
             signer: Signer::new(region, "s3"),
             endpoint,
             conditional_writes,
+            multipart_threshold,
+            backoff: Backoff::default(),
         }
+    }
+
+    pub fn conditional_writes(&self) -> bool {
+        self.conditional_writes
+    }
+
+    pub fn multipart_threshold(&self) -> u64 {
+        self.multipart_threshold
+    }
+
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
     }
 
     pub fn client(&self) -> &Client {
@@ -215,6 +233,15 @@ fn seconds_until(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
 
 #[async_trait]
 impl ObjectStore for S3Store {
+    #[tracing::instrument(skip(self, spec, body), fields(bucket = %self.bucket, key = %spec.key, size = spec.size.get()))]
+    async fn put_stream(
+        &self,
+        spec: &UploadSpec<'_>,
+        body: BodyStream,
+    ) -> Result<Sha256, PutError> {
+        super::s3_upload::put_stream(self, spec, body).await
+    }
+
     #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
         let res = self
@@ -393,7 +420,10 @@ impl ObjectStore for S3Store {
 /// Resolves region and credentials through the standard AWS chain and builds the store. Fails,
 /// naming the setting, when either cannot be resolved; the store itself may still be down
 /// (`/readyz` reports that).
-pub async fn connect(cfg: &crate::config::S3Config) -> anyhow::Result<S3Store> {
+pub async fn connect(
+    cfg: &crate::config::S3Config,
+    multipart_threshold: u64,
+) -> anyhow::Result<S3Store> {
     use anyhow::Context;
     use aws_sdk_s3::config::{
         timeout::TimeoutConfig, BehaviorVersion, Region, RequestChecksumCalculation,
@@ -440,6 +470,7 @@ pub async fn connect(cfg: &crate::config::S3Config) -> anyhow::Result<S3Store> {
         &region,
         endpoint,
         cfg.conditional_writes,
+        multipart_threshold,
     ))
 }
 
@@ -476,6 +507,7 @@ mod tests {
             "garage",
             Endpoint::parse(Some(endpoint), "garage", path_style).unwrap(),
             false,
+            8 * 1024 * 1024,
         )
     }
 
