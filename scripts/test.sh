@@ -103,7 +103,7 @@ garage_bin() {
     local bin
     bin="$(command -v garage || true)"
     [ -n "$bin" ] || bin="$HOME/.cargo/bin/garage"
-    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"; then
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "[:v]$GARAGE_VERSION\b"; then
         echo "$bin"; return 0
     fi
     log "installing Garage $GARAGE_VERSION (cargo install --debug; cached in ~/.cargo/bin for later runs)"
@@ -140,6 +140,8 @@ start_garage() {
     export AWS_ACCESS_KEY_ID="$GARAGE_DEFAULT_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$GARAGE_DEFAULT_SECRET_KEY"
     export AWS_REGION=garage AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3" AWS_EC2_METADATA_DISABLED=true
     export CAIRN_TEST_GARAGE_BIN="$bin" CAIRN_TEST_GARAGE_CONFIG="$GARAGE_TMP/garage.toml"
+    # Garage accepts but does not enforce If-None-Match on PUT.
+    export CAIRN_TEST_S3_CONDITIONAL_WRITES=false
 }
 
 log "SQLite catalog + local object store"

@@ -285,6 +285,13 @@ impl TestApp {
         v["url"].as_str().unwrap().to_owned()
     }
 
+    pub fn conditional_writes(&self) -> bool {
+        match &self.state.config.storage {
+            cairn::config::StorageConfig::S3(s3) => s3.conditional_writes,
+            cairn::config::StorageConfig::Local { .. } => true,
+        }
+    }
+
     pub fn is_s3(&self) -> bool {
         self.bucket.is_some()
     }

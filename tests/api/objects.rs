@@ -140,6 +140,11 @@ async fn a_signed_checksum_makes_the_store_refuse_other_bytes() {
 #[tokio::test]
 async fn an_object_is_never_overwritten() {
     let app = TestApp::spawn().await;
+    if app.is_s3() && !app.conditional_writes() {
+        // Garage ignores If-None-Match on PUT: see the README's S3 section.
+        eprintln!("skipped: this S3 store does not honour conditional writes");
+        return;
+    }
     let acme = app.owner("acme", "dev");
     let bytes = b"first".to_vec();
     let p = app
