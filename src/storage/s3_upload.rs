@@ -199,6 +199,7 @@ async fn upload_parts(
     let mut hasher = sha2::Sha256::new();
     let permits = Arc::new(Semaphore::new(PARTS_IN_FLIGHT));
     let mut tasks: JoinSet<Result<CompletedPart, StoreError>> = JoinSet::new();
+    let mut parts = Vec::new();
     let mut part_number = 1i32;
     let mut sent = 0u64;
     while sent < size {
@@ -208,8 +209,9 @@ async fn upload_parts(
             .acquire_owned()
             .await
             .map_err(|e| StoreError::Other(e.to_string()))?;
+        // Collect what finished meanwhile, so a failed part stops the upload early.
         while let Some(done) = tasks.try_join_next() {
-            done.map_err(|e| StoreError::Other(e.to_string()))??;
+            parts.push(done.map_err(|e| StoreError::Other(e.to_string()))??);
         }
         let n = part_size.min(size - sent);
         let bytes = body.take(n).await?;
@@ -245,7 +247,6 @@ async fn upload_parts(
         part_number += 1;
     }
     body.finish().await?;
-    let mut parts = Vec::with_capacity(tasks.len());
     while let Some(done) = tasks.join_next().await {
         parts.push(done.map_err(|e| StoreError::Other(e.to_string()))??);
     }
@@ -254,6 +255,14 @@ async fn upload_parts(
         return Err(PutError::ChecksumMismatch);
     }
     parts.sort_by_key(|p| p.part_number);
+    if parts.len() as i32 != part_number - 1 {
+        return Err(StoreError::Other(format!(
+            "{} of {} parts uploaded",
+            parts.len(),
+            part_number - 1
+        ))
+        .into());
+    }
     let completed = CompletedMultipartUpload::builder()
         .set_parts(Some(parts))
         .build();

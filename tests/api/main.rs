@@ -12,3 +12,4 @@ mod isolation;
 mod objects;
 mod observability;
 mod raw_flow;
+mod store_faults;
