@@ -24,6 +24,8 @@ pub struct Model {
     pub content_type: String,
     pub state: String,
     pub ref_count: i32,
+    /// The store's multipart upload id while a presigned multipart upload is open.
+    pub upload_id: Option<String>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -17,7 +17,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::{kind, Event},
     http::metrics::record_outcome,
-    storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
+    storage::{StoreError, Upload, UploadMethod, UploadSpec, UploadedPart, PRIVATE_IMMUTABLE},
 };
 
 pub struct PresignUpload {
@@ -58,6 +58,8 @@ pub struct Register {
     pub size: SizeBytes,
     pub content_type: ContentType,
     pub descriptive: Descriptive,
+    /// For a multipart upload: the parts and their ETags (else the store's list is used).
+    pub parts: Option<Vec<UploadedPart>>,
 }
 
 fn catalog_key(key: &str) -> ApiResult<ObjectKey> {
@@ -152,20 +154,29 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     let asset_id = Uuid::now_v7();
     let key = ObjectKey::raw_asset(&scope.tenant, &scope.env, asset_id, &req.filename);
     let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
-    let upload = app
-        .store
-        .presign_upload(
-            &UploadSpec {
-                key: &key,
-                content_type: &req.content_type,
-                size: req.size,
-                sha256: req.sha256,
-                cache_control: PRIVATE_IMMUTABLE,
-                expires_at,
-            },
-            req.method,
-        )
-        .await?;
+    let spec = UploadSpec {
+        key: &key,
+        content_type: &req.content_type,
+        size: req.size,
+        sha256: req.sha256,
+        cache_control: PRIVATE_IMMUTABLE,
+        expires_at,
+    };
+    // Large files go up in parts where the store wants that (S3); the local store takes any size.
+    let multipart =
+        if req.method == UploadMethod::Put && req.size.get() > app.config.multipart_threshold {
+            app.store.presign_multipart(&spec).await?
+        } else {
+            None
+        };
+    let upload = match multipart {
+        Some(upload) => upload,
+        None => app.store.presign_upload(&spec, req.method).await?,
+    };
+    let upload_id = match &upload {
+        Upload::Multipart { upload_id, .. } => Some(upload_id.clone()),
+        _ => None,
+    };
     let uri = app.store.uri(&key);
     let blob_id = Uuid::now_v7();
     let txn = app.db.begin().await?;
@@ -180,6 +191,7 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
         content_type: Set(req.content_type.to_string()),
         state: Set(blob::STATE_PENDING.into()),
         ref_count: Set(1),
+        upload_id: Set(upload_id),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -199,7 +211,7 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     let mut ev = asset_event(kind::RAW_UPLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({
         "key": key.as_str(),
-        "method": match req.method { UploadMethod::Put => "PUT", UploadMethod::Post => "POST" },
+        "method": upload.method(),
         "size_bytes": req.size.get(),
         "content_type": req.content_type.as_str(),
         "expires_at": expires_at,
@@ -431,6 +443,31 @@ async fn verify_and_register(
         .await?
         .ok_or_else(|| ApiError::internal("asset without blob"))?;
     let key = catalog_key(&blob.key)?;
+    if let Some(upload_id) = &blob.upload_id {
+        match app
+            .store
+            .complete_multipart(&key, upload_id, req.parts.as_deref())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Other(detail)) => {
+                let detail = format!("the multipart upload cannot be completed: {detail}");
+                fail(
+                    app,
+                    scope,
+                    &asset,
+                    &blob,
+                    &key,
+                    "upload_incomplete",
+                    &detail,
+                )
+                .await?;
+                record_outcome("register", "failed");
+                return Err(ApiError::unprocessable("upload_incomplete", detail));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let stored = app.store.facts(&key).await?;
     let mismatch = match stored {
         None => Some((
@@ -476,6 +513,7 @@ async fn verify_and_register(
                 let res = blob::Entity::update_many()
                     .col_expr(blob::Column::State, Expr::value(blob::STATE_STORED))
                     .col_expr(blob::Column::Sha256, Expr::value(req.sha256.to_hex()))
+                    .col_expr(blob::Column::UploadId, Expr::value(None::<String>))
                     .col_expr(blob::Column::UpdatedAt, Expr::value(now))
                     .filter(blob::Column::Id.eq(blob.id))
                     .filter(blob::Column::State.eq(blob::STATE_PENDING))
@@ -574,6 +612,11 @@ async fn fail(
     ev.detail = json!({ "code": code, "detail": detail });
     ev.record(&txn).await?;
     txn.commit().await?;
+    if let Some(upload_id) = &blob.upload_id {
+        if let Err(e) = app.store.abort_multipart(key, upload_id).await {
+            tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
+        }
+    }
     if let Err(e) = app.store.delete(key).await {
         tracing::warn!(error = %e, key = %key, "could not remove a refused object");
     }

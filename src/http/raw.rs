@@ -21,7 +21,7 @@ use crate::{
         ContentType, Filename, Sha256, SizeBytes,
     },
     error::{ApiError, ApiResult},
-    storage::UploadMethod,
+    storage::{UploadMethod, UploadedPart},
 };
 
 /// A RawAsset as the API shows it.
@@ -147,6 +147,44 @@ pub struct RegisterBody {
     metadata: Option<Value>,
     pii_flags: Option<Value>,
     train_ok: Option<bool>,
+    parts: Option<Vec<PartBody>>,
+}
+
+#[derive(Deserialize)]
+pub struct PartBody {
+    part_number: i32,
+    etag: String,
+}
+
+/// Part numbers 1–10,000 in ascending order, each with an ETag.
+fn parts(parts: Vec<PartBody>) -> ApiResult<Vec<UploadedPart>> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_parts",
+            "parts must list part numbers 1–10000 in ascending order, each with its ETag",
+        )
+    };
+    if parts.is_empty() || parts.len() > 10_000 {
+        return Err(bad());
+    }
+    let mut last = 0;
+    parts
+        .into_iter()
+        .map(|p| {
+            if p.part_number <= last
+                || p.part_number > 10_000
+                || p.etag.is_empty()
+                || p.etag.len() > 1024
+            {
+                return Err(bad());
+            }
+            last = p.part_number;
+            Ok(UploadedPart {
+                part_number: p.part_number,
+                etag: p.etag,
+            })
+        })
+        .collect()
 }
 
 pub async fn register(
@@ -168,6 +206,7 @@ pub async fn register(
             pii_flags: body.pii_flags.map(pii_flags).transpose()?,
             train_ok: body.train_ok,
         },
+        parts: body.parts.map(parts).transpose()?,
         asset_id: asset_id(&body.asset_id)?,
     };
     Ok(Json(raw_assets::register(&app, &scope, req).await?.into()))

@@ -85,6 +85,37 @@ pub enum Upload {
         url: String,
         fields: BTreeMap<String, String>,
     },
+    /// PUT each part (`part_size` bytes, the last one the rest) to its URL, then register or
+    /// complete with the parts' ETags.
+    #[serde(rename = "MULTIPART")]
+    Multipart {
+        upload_id: String,
+        part_size: u64,
+        parts: Vec<PartUrl>,
+    },
+}
+
+impl Upload {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Upload::Put { .. } => "PUT",
+            Upload::Post { .. } => "POST",
+            Upload::Multipart { .. } => "MULTIPART",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartUrl {
+    pub part_number: i32,
+    pub url: String,
+}
+
+/// A part the client uploaded: its number and the ETag the store answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub part_number: i32,
+    pub etag: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +146,32 @@ pub trait ObjectStore: Send + Sync + 'static {
         spec: &UploadSpec<'_>,
         method: UploadMethod,
     ) -> Result<Upload, StoreError>;
+
+    /// Opens a multipart upload that the client feeds through presigned part URLs; `None` when
+    /// the store takes any size in one PUT (the local backend).
+    async fn presign_multipart(
+        &self,
+        _spec: &UploadSpec<'_>,
+    ) -> Result<Option<Upload>, StoreError> {
+        Ok(None)
+    }
+
+    /// Completes a presigned multipart upload with the client's parts, or with the parts the
+    /// store lists when `parts` is `None`. `StoreError::Other` means the parts do not make an
+    /// object (missing, wrong ETag, too small).
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        _upload_id: &str,
+        _parts: Option<&[UploadedPart]>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Other(format!("no multipart upload for {key}")))
+    }
+
+    /// Aborts a multipart upload; aborting a finished or unknown one is not an error.
+    async fn abort_multipart(&self, _key: &ObjectKey, _upload_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// A GET URL that downloads `key` as `filename` until `expires_at`.
     async fn presign_download(

@@ -22,6 +22,7 @@ use super::{
     retry::Backoff,
     sigv4::{self, Credentials, Presign, Signer},
     BodyStream, ObjectInfo, ObjectStore, PutError, StoreError, Upload, UploadMethod, UploadSpec,
+    UploadedPart,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -376,6 +377,36 @@ impl ObjectStore for S3Store {
                     fields,
                 })
             }
+        }
+    }
+
+    async fn presign_multipart(&self, spec: &UploadSpec<'_>) -> Result<Option<Upload>, StoreError> {
+        super::s3_upload::presign_multipart(self, spec)
+            .await
+            .map(Some)
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: Option<&[UploadedPart]>,
+    ) -> Result<(), StoreError> {
+        super::s3_upload::complete_presigned(self, key, upload_id, parts).await
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match res {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+            other => other.map(|_| ()).map_err(store_error),
         }
     }
 

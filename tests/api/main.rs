@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod dedup;
 mod isolation;
+mod multipart;
 mod objects;
 mod observability;
 mod raw_flow;
