@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The S3 benchmark: starts a single-node Garage (as the tests do) and runs `cargo bench --bench
+# s3_upload` against it: a 1 GiB upload streamed through Cairn's store layer vs. straight to the
+# store with the SDK (MB/s, peak RSS). Set CAIRN_BENCH_UPLOAD_MIB to change the size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\n==> %s\n' "$*" >&2; }
+. scripts/lib/garage.sh
+trap stop_garage EXIT
+start_garage
+cargo bench --bench s3_upload
