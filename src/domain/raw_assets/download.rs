@@ -1,0 +1,53 @@
+//! Presigned downloads of registered assets.
+use chrono::{DateTime, Duration, Utc};
+use entity::{blob, raw_asset};
+use sea_orm::EntityTrait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{catalog_time, Filename};
+use crate::{
+    app::App,
+    auth::Scope,
+    error::{ApiError, ApiResult},
+    events::kind,
+    http::metrics::record_outcome,
+};
+
+pub async fn presign_download(
+    app: &App,
+    scope: &Scope,
+    asset_id: Uuid,
+    expires_in: Option<u64>,
+) -> ApiResult<(String, DateTime<Utc>)> {
+    let asset = get(app, scope, asset_id).await?;
+    if asset.status != raw_asset::STATUS_REGISTERED {
+        return Err(ApiError::conflict(
+            "not_registered",
+            format!(
+                "the asset is {}; only registered assets can be downloaded",
+                asset.status
+            ),
+        ));
+    }
+    let blob = blob::Entity::find_by_id(asset.blob_id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| ApiError::internal("asset without blob"))?;
+    let key = catalog_key(&blob.key)?;
+    let filename = Filename::parse(&asset.filename)
+        .map_err(|_| ApiError::internal("bad filename in catalog"))?;
+    let now = catalog_time(Utc::now());
+    let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
+    let expires_at = now + Duration::seconds(ttl as i64);
+    let url = app
+        .store
+        .presign_download(&key, &filename, expires_at)
+        .await?;
+    let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
+    ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
+    ev.record(&app.db).await?;
+    record_outcome("presign_download", "ok");
+    Ok((url, expires_at))
+}

@@ -1,0 +1,133 @@
+//! Raw assets (DESIGN §4–§5): presign an upload, register (verify) it, read it, presign a download.
+//! Every state change and its dataset event commit in one transaction; store calls happen outside
+//! transactions so a slow store never holds a catalog connection.
+use chrono::{DateTime, Utc};
+use entity::{blob, raw_asset};
+use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+use crate::{
+    app::App,
+    auth::Scope,
+    error::{ApiError, ApiResult},
+    events::Event,
+    storage::{Upload, UploadMethod, UploadedPart},
+};
+
+mod download;
+mod presign;
+mod register;
+
+pub use download::presign_download;
+pub use presign::presign_upload;
+pub use register::register;
+
+pub struct PresignUpload {
+    pub filename: Filename,
+    pub content_type: ContentType,
+    pub size: SizeBytes,
+    pub sha256: Option<Sha256>,
+    pub method: UploadMethod,
+}
+
+pub enum Presigned {
+    Upload {
+        asset_id: Uuid,
+        key: ObjectKey,
+        uri: String,
+        upload: Upload,
+        expires_at: DateTime<Utc>,
+    },
+    /// The tenant+env already stores this content: the asset is registered, nothing to upload.
+    Deduplicated(Box<raw_asset::Model>),
+}
+
+/// The descriptive facts of a registration; `None` means "not stated".
+#[derive(Debug, Default, Clone)]
+pub struct Descriptive {
+    pub captured_at: Option<DateTime<Utc>>,
+    pub imported_at: Option<DateTime<Utc>>,
+    pub source_ref: Option<String>,
+    pub capture_location: Option<Value>,
+    pub metadata: Option<Value>,
+    pub pii_flags: Option<Value>,
+    pub train_ok: Option<bool>,
+}
+
+pub struct Register {
+    pub asset_id: Uuid,
+    pub sha256: Sha256,
+    pub size: SizeBytes,
+    pub content_type: ContentType,
+    pub descriptive: Descriptive,
+    /// For a multipart upload: the parts and their ETags (else the store's list is used).
+    pub parts: Option<Vec<UploadedPart>>,
+}
+
+pub(super) fn catalog_key(key: &str) -> ApiResult<ObjectKey> {
+    ObjectKey::parse(key).ok_or_else(|| ApiError::internal(format!("bad key in catalog: {key}")))
+}
+
+pub(super) fn lineage(a: &raw_asset::Model) -> Value {
+    json!({ "blob_id": a.blob_id, "source_ref": a.source_ref })
+}
+
+pub(super) fn asset_event<'a>(
+    k: &'static str,
+    scope: &'a Scope,
+    a: &raw_asset::Model,
+    now: DateTime<Utc>,
+) -> Event<'a> {
+    let mut e = Event::new(k, scope, a.asset_id, now);
+    e.lineage = lineage(a);
+    e.pii_flags = a.pii_flags.clone();
+    e.train_ok = Some(a.train_ok);
+    e
+}
+
+pub(super) async fn find_stored_blob(
+    db: &impl ConnectionTrait,
+    scope: &Scope,
+    sha: &Sha256,
+) -> Result<Option<blob::Model>, DbErr> {
+    blob::Entity::find()
+        .filter(blob::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(blob::Column::Env.eq(scope.env.as_str()))
+        .filter(blob::Column::Visibility.eq(blob::VISIBILITY_PRIVATE))
+        .filter(blob::Column::Sha256.eq(sha.to_hex()))
+        .filter(blob::Column::State.eq(blob::STATE_STORED))
+        .one(db)
+        .await
+}
+
+/// Adds a reference to a stored blob; false when it is no longer stored.
+pub(super) async fn add_ref(
+    db: &impl ConnectionTrait,
+    blob_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let res = blob::Entity::update_many()
+        .col_expr(
+            blob::Column::RefCount,
+            Expr::col(blob::Column::RefCount).add(1),
+        )
+        .col_expr(blob::Column::UpdatedAt, Expr::value(now))
+        .filter(blob::Column::Id.eq(blob_id))
+        .filter(blob::Column::State.eq(blob::STATE_STORED))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// The asset in the caller's tenant and env, unless deleted. Anything else is "not found".
+pub async fn get(app: &App, scope: &Scope, asset_id: Uuid) -> ApiResult<raw_asset::Model> {
+    raw_asset::Entity::find_by_id(asset_id)
+        .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
+        .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
+        .one(&app.db)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}

@@ -1,0 +1,185 @@
+//! Presigning uploads, and dedup of content the tenant+env already stores.
+use chrono::{DateTime, Duration, Utc};
+use entity::{blob, raw_asset};
+use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{catalog_time, ObjectKey};
+use crate::{
+    app::App,
+    auth::Scope,
+    error::{ApiError, ApiResult},
+    events::kind,
+    http::metrics::record_outcome,
+    storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
+};
+
+pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> ApiResult<Presigned> {
+    scope.require_write()?;
+    let now = catalog_time(Utc::now());
+    if let Some(sha) = &req.sha256 {
+        if let Some(existing) = find_stored_blob(&app.db, scope, sha).await? {
+            if existing.size_bytes != req.size.as_i64() {
+                return Err(ApiError::unprocessable(
+                    "size_mismatch",
+                    format!(
+                        "content with this sha256 is {} bytes, not {}",
+                        existing.size_bytes,
+                        req.size.get()
+                    ),
+                ));
+            }
+            if let Some(asset) = dedup(app, scope, &req, &existing, now).await? {
+                record_outcome("presign_upload", "deduplicated");
+                return Ok(Presigned::Deduplicated(Box::new(asset)));
+            }
+            // The blob stopped being stored meanwhile: upload as usual.
+        }
+    }
+
+    let asset_id = Uuid::now_v7();
+    let key = ObjectKey::raw_asset(&scope.tenant, &scope.env, asset_id, &req.filename);
+    let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
+    let spec = UploadSpec {
+        key: &key,
+        content_type: &req.content_type,
+        size: req.size,
+        sha256: req.sha256,
+        cache_control: PRIVATE_IMMUTABLE,
+        expires_at,
+    };
+    // Large files go up in parts where the store wants that (S3); the local store takes any size.
+    let multipart =
+        if req.method == UploadMethod::Put && req.size.get() > app.config.multipart_threshold {
+            app.store.presign_multipart(&spec).await?
+        } else {
+            None
+        };
+    let upload = match multipart {
+        Some(upload) => upload,
+        None => app.store.presign_upload(&spec, req.method).await?,
+    };
+    let upload_id = match &upload {
+        Upload::Multipart { upload_id, .. } => Some(upload_id.clone()),
+        _ => None,
+    };
+    let uri = app.store.uri(&key);
+    let blob_id = Uuid::now_v7();
+    let txn = app.db.begin().await?;
+    blob::ActiveModel {
+        id: Set(blob_id),
+        tenant_id: Set(scope.tenant.to_string()),
+        env: Set(scope.env.to_string()),
+        visibility: Set(blob::VISIBILITY_PRIVATE.into()),
+        key: Set(key.to_string()),
+        sha256: Set(req.sha256.map(|s| s.to_hex())),
+        size_bytes: Set(req.size.as_i64()),
+        content_type: Set(req.content_type.to_string()),
+        state: Set(blob::STATE_PENDING.into()),
+        ref_count: Set(1),
+        upload_id: Set(upload_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let asset = new_asset(
+        scope,
+        asset_id,
+        blob_id,
+        &uri,
+        &req,
+        raw_asset::STATUS_PENDING,
+        now,
+    )
+    .insert(&txn)
+    .await?;
+    let mut ev = asset_event(kind::RAW_UPLOAD_PRESIGNED, scope, &asset, now);
+    ev.detail = json!({
+        "key": key.as_str(),
+        "method": upload.method(),
+        "size_bytes": req.size.get(),
+        "content_type": req.content_type.as_str(),
+        "expires_at": expires_at,
+    });
+    ev.record(&txn).await?;
+    txn.commit().await?;
+    record_outcome("presign_upload", "ok");
+    tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, size_bytes = req.size.get(), "upload presigned");
+    Ok(Presigned::Upload {
+        asset_id,
+        key,
+        uri,
+        upload,
+        expires_at,
+    })
+}
+
+fn new_asset(
+    scope: &Scope,
+    asset_id: Uuid,
+    blob_id: Uuid,
+    uri: &str,
+    req: &PresignUpload,
+    status: &str,
+    now: DateTime<Utc>,
+) -> raw_asset::ActiveModel {
+    raw_asset::ActiveModel {
+        asset_id: Set(asset_id),
+        tenant_id: Set(scope.tenant.to_string()),
+        env: Set(scope.env.to_string()),
+        uri: Set(uri.to_owned()),
+        blob_id: Set(blob_id),
+        filename: Set(req.filename.to_string()),
+        sha256: Set(req.sha256.map(|s| s.to_hex())),
+        size_bytes: Set(req.size.as_i64()),
+        content_type: Set(req.content_type.to_string()),
+        captured_at: Set(None),
+        imported_at: Set(None),
+        source_ref: Set(None),
+        capture_location: Set(None),
+        metadata: Set(json!({})),
+        pii_flags: Set(json!([])),
+        train_ok: Set(false),
+        status: Set(status.to_owned()),
+        sealed: Set(false),
+        created_by: Set(scope.user.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Registers a new asset on an already stored blob. `None` when the blob stopped being stored.
+async fn dedup(
+    app: &App,
+    scope: &Scope,
+    req: &PresignUpload,
+    existing: &blob::Model,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<raw_asset::Model>> {
+    let txn = app.db.begin().await?;
+    if !add_ref(&txn, existing.id, now).await? {
+        return Ok(None);
+    }
+    let asset_id = Uuid::now_v7();
+    let uri = app.store.uri(&catalog_key(&existing.key)?);
+    let asset = new_asset(
+        scope,
+        asset_id,
+        existing.id,
+        &uri,
+        req,
+        raw_asset::STATUS_REGISTERED,
+        now,
+    )
+    .insert(&txn)
+    .await?;
+    let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, &asset, now);
+    ev.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
+    ev.record(&txn).await?;
+    txn.commit().await?;
+    tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, blob.id = %existing.id, "deduplicated at presign");
+    Ok(Some(asset))
+}
