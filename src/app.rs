@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::Verifier,
     config::Config,
+    domain::artifacts::{verify::VerifyQueue, Changes},
     storage::{local::LocalStore, ObjectStore},
 };
 
@@ -20,6 +21,10 @@ pub struct App {
     pub public_url: String,
     pub verifier: Verifier,
     pub metrics: PrometheusHandle,
+    /// Wakes long-polls when an artifact changes status.
+    pub changes: Changes,
+    /// Completed multipart uploads waiting to be hashed.
+    pub verify_queue: VerifyQueue,
 }
 
 #[derive(Clone)]

@@ -18,6 +18,7 @@ pub mod storage;
 
 use app::{App, AppState};
 use config::{Config, StorageConfig};
+use domain::artifacts::{verify::VerifyQueue, Changes};
 use storage::{local::LocalStore, ObjectStore};
 
 /// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
@@ -94,6 +95,7 @@ impl Application {
             (StorageConfig::S3(_), None) => anyhow::bail!("the S3 store was not connected"),
         };
         let verifier = auth::Verifier::new(&config.jwt).context("CAIRN_JWT_PUBLIC_KEY")?;
+        let (verify_queue, verify_rx) = VerifyQueue::new();
         let state = AppState(Arc::new(App {
             db,
             store,
@@ -102,7 +104,10 @@ impl Application {
             public_url,
             verifier,
             metrics: http::metrics::handle(),
+            changes: Changes::default(),
+            verify_queue,
         }));
+        tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         Ok(Self { listener, state })
     }
 

@@ -1,8 +1,10 @@
 //! One stored object. Content-identical uploads in one tenant+env share a blob (dedup).
 use sea_orm::entity::prelude::*;
 
-/// `pending` until the object is verified, then `stored`; `failed` when verification refused it.
+/// `pending` until the object is written; `verifying` while Cairn hashes a completed multipart
+/// upload; `stored` once verified; `failed` when verification refused it.
 pub const STATE_PENDING: &str = "pending";
+pub const STATE_VERIFYING: &str = "verifying";
 pub const STATE_STORED: &str = "stored";
 pub const STATE_FAILED: &str = "failed";
 

@@ -1,4 +1,5 @@
 //! sea-orm entities of the catalog. Data only: the rules live in the `cairn` crate.
+pub mod artifact;
 pub mod blob;
 pub mod dataset_event;
 pub mod raw_asset;

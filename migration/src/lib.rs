@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_catalog;
 mod m20261122_000002_blob_upload_id;
+mod m20261123_000003_artifact;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_catalog::Migration),
             Box::new(m20261122_000002_blob_upload_id::Migration),
+            Box::new(m20261123_000003_artifact::Migration),
         ]
     }
 }

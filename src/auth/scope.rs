@@ -20,6 +20,18 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The scope of work Cairn does on its own (background verification, jobs) for the data of
+    /// `tenant`/`env` that `user` created. Its events carry a fresh trace id.
+    pub fn system(tenant: &str, env: &str, user: &str) -> Result<Self, crate::domain::ValueError> {
+        Ok(Scope {
+            tenant: TenantId::parse(tenant)?,
+            env: Env::parse(env, &[env.to_owned()])?,
+            user: user.to_owned(),
+            role: Role::Owner,
+            trace_id: uuid::Uuid::now_v7().simple().to_string(),
+        })
+    }
+
     /// Writes (presign-upload, register, create, complete, delete, legal hold) need owner or admin.
     pub fn require_write(&self) -> Result<(), ApiError> {
         if self.role.can_write() {

@@ -3,7 +3,10 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use super::{Env, Filename, TenantId};
+use super::{
+    media::{Kind, Visibility},
+    Env, Filename, RunId, TenantId,
+};
 
 /// A key in the object store. Built by one function per key kind, or parsed from a signed URL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -13,6 +16,26 @@ impl ObjectKey {
     /// Raw asset: `tenants/<tenant_id>/<env>/raw/<asset_id>/<filename>`.
     pub fn raw_asset(tenant: &TenantId, env: &Env, asset_id: Uuid, filename: &Filename) -> Self {
         Self(format!("tenants/{tenant}/{env}/raw/{asset_id}/{filename}"))
+    }
+
+    /// Artifact: `[public/]tenants/<tenant_id>/<env>/runs/<run_id>/<kind>/<artifact_id>/<filename>`.
+    /// The `public/` prefix is what lets the CDN serve public items unsigned.
+    pub fn artifact(
+        tenant: &TenantId,
+        env: &Env,
+        run: &RunId,
+        kind: Kind,
+        visibility: Visibility,
+        artifact_id: Uuid,
+        filename: &Filename,
+    ) -> Self {
+        let prefix = match visibility {
+            Visibility::Public => "public/",
+            Visibility::Private => "",
+        };
+        Self(format!(
+            "{prefix}tenants/{tenant}/{env}/runs/{run}/{kind}/{artifact_id}/{filename}"
+        ))
     }
 
     /// A key as it arrives in a URL path: non-empty, at most 1024 bytes, no empty, `.` or `..`
@@ -68,6 +91,22 @@ mod tests {
             "tenants/acme/dev/raw/00000000-0000-0000-0000-000000000000/a b%.png"
         );
         assert!(k.url_path().ends_with("/a%20b%25.png"));
+    }
+
+    #[test]
+    fn artifact_keys() {
+        let t = TenantId::parse("acme").unwrap();
+        let e = Env::parse("prod", &["prod".into()]).unwrap();
+        let r = RunId::parse("run-7").unwrap();
+        let f = Filename::parse("hero.png").unwrap();
+        let id = Uuid::nil();
+        let private = ObjectKey::artifact(&t, &e, &r, Kind::Image, Visibility::Private, id, &f);
+        assert_eq!(
+            private.as_str(),
+            "tenants/acme/prod/runs/run-7/image/00000000-0000-0000-0000-000000000000/hero.png"
+        );
+        let public = ObjectKey::artifact(&t, &e, &r, Kind::Image, Visibility::Public, id, &f);
+        assert_eq!(public.as_str(), format!("public/{private}"));
     }
 
     #[test]

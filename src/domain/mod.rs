@@ -3,10 +3,13 @@
 mod key;
 mod values;
 
+pub mod artifacts;
+pub mod blobs;
+pub mod media;
 pub mod raw_assets;
 
 pub use key::ObjectKey;
-pub use values::{ContentType, Env, Filename, Sha256, SizeBytes, TenantId, ValueError};
+pub use values::{ContentType, Env, Filename, RunId, Sha256, SizeBytes, TenantId, ValueError};
 
 /// A time as the catalog keeps it: microseconds (Postgres' precision), so that what an API call
 /// answers is exactly what a later read returns, and repeated registrations compare equal.

@@ -10,7 +10,7 @@ pub struct ValueError {
 }
 
 impl ValueError {
-    fn new(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             code,
             detail: detail.into(),
@@ -76,6 +76,31 @@ impl Env {
             Err(ValueError::new(
                 "invalid_scope",
                 format!("X-Env must be one of: {}", allowed.join(", ")),
+            ))
+        }
+    }
+}
+
+/// A run id: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunId(String);
+string_newtype!(RunId);
+
+impl RunId {
+    pub fn parse(s: &str) -> Result<Self, ValueError> {
+        let b = s.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 128
+            && b[0].is_ascii_alphanumeric()
+            && b[1..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValueError::new(
+                "invalid_run_id",
+                "run_id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
             ))
         }
     }
@@ -191,6 +216,11 @@ pub struct ContentType(String);
 string_newtype!(ContentType);
 
 impl ContentType {
+    /// The type without parameters: `text/html` of `text/html; charset=utf-8`.
+    pub fn essence(&self) -> &str {
+        self.0.split(';').next().unwrap_or_default().trim()
+    }
+
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let bad = || {
             Err(ValueError::new(
@@ -258,6 +288,20 @@ mod tests {
         assert!(TenantId::parse("a-b_c9").is_ok());
         for bad in ["", "Acme", "-acme", "acme!", &"a".repeat(64)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn run_ids() {
+        for ok in ["r1", "Run.2026-11-23_a", &"a".repeat(128)] {
+            assert!(RunId::parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "-r", ".r", "r/1", "r 1", "r..\\x", &"a".repeat(129)] {
+            assert_eq!(
+                RunId::parse(bad).unwrap_err().code,
+                "invalid_run_id",
+                "{bad:?}"
+            );
         }
     }
 

@@ -25,6 +25,16 @@ where
     }
 }
 
+/// Parses a JSON body read by hand, with the same codes as [`ApiJson`].
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request("invalid_request", e.to_string())
+        }
+        _ => ApiError::bad_request("invalid_json", e.to_string()),
+    })
+}
+
 fn rejection(rej: JsonRejection) -> ApiError {
     let detail = rej.body_text();
     match rej {

@@ -2,13 +2,14 @@
 use axum::{
     extract::DefaultBodyLimit,
     middleware,
-    routing::{get, post},
+    routing::{get, post, put},
     Router,
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{app::AppState, error::ApiError};
 
+pub mod artifacts;
 pub mod health;
 pub mod json;
 pub mod metrics;
@@ -18,7 +19,9 @@ pub mod raw;
 pub mod trace;
 
 /// JSON request bodies are small; uploads go through `/o/` or presigned URLs.
-const JSON_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// Replay keyframes can be large; they are still parsed in memory, so bounded.
+const REPLAY_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let raw = Router::new()
@@ -26,10 +29,34 @@ pub fn router(state: AppState) -> Router {
         .route("/register", post(raw::register))
         .route("/presign-download", post(raw::presign_download))
         .route("/{asset_id}", get(raw::get));
-    let mut app = Router::new()
+    let json_api = Router::new()
+        .route("/artifacts", post(artifacts::create))
+        .route("/artifacts/audit", post(artifacts::audit))
+        .route(
+            "/artifacts/{id}",
+            get(artifacts::get).delete(artifacts::delete),
+        )
+        .route("/artifacts/{id}/complete", post(artifacts::complete))
+        .route("/artifacts/{id}/legal-hold", put(artifacts::legal_hold))
+        .route("/artifacts/{id}/lineage", get(artifacts::lineage_chain))
+        .route("/runs/{run_id}/artifacts", get(artifacts::list_run))
         .nest("/storage/raw", raw.clone())
         .nest("/nexus/raw", raw)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    // Bodies streamed into the store check their own declared sizes.
+    let streamed = Router::new()
+        .route(
+            "/artifacts/{id}/content",
+            put(artifacts::put_content).get(artifacts::get_content),
+        )
+        .route("/artifacts/preview", post(artifacts::preview))
+        .layer(DefaultBodyLimit::disable());
+    let replay = Router::new()
+        .route("/artifacts/replay", post(artifacts::replay))
+        .layer(DefaultBodyLimit::max(REPLAY_BODY_LIMIT));
+    let mut app = json_api
+        .merge(streamed)
+        .merge(replay)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));

@@ -199,14 +199,33 @@ pub async fn get(
     store
         .verify_get(&key, exp, filename, param(&q, "sig")?, now)
         .map_err(denied)?;
-    let (mut file, meta) = store.read(&key).await?.ok_or_else(ApiError::not_found)?;
+    let max_age = (exp - now.timestamp()).max(0);
+    serve(
+        store,
+        &key,
+        filename,
+        format!("private, max-age={max_age}"),
+        &headers,
+    )
+    .await
+}
+
+/// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (as `filename`)
+/// and `Range`/`If-Range`/`If-None-Match` support.
+pub async fn serve(
+    store: &LocalStore,
+    key: &ObjectKey,
+    filename: &str,
+    cache_control: String,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let (mut file, meta) = store.read(key).await?.ok_or_else(ApiError::not_found)?;
 
     let etag = format!("\"{}\"", meta.sha256);
-    let max_age = (exp - now.timestamp()).max(0);
     let mut res = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, format!("private, max-age={max_age}"))
+        .header(header::CACHE_CONTROL, cache_control)
         .header(header::CONTENT_DISPOSITION, content_disposition(filename));
     if headers
         .get(header::IF_NONE_MATCH)

@@ -152,12 +152,12 @@ pub struct RegisterBody {
 
 #[derive(Deserialize)]
 pub struct PartBody {
-    part_number: i32,
-    etag: String,
+    pub part_number: i32,
+    pub etag: String,
 }
 
 /// Part numbers 1–10,000 in ascending order, each with an ETag.
-fn parts(parts: Vec<PartBody>) -> ApiResult<Vec<UploadedPart>> {
+pub fn parts(parts: Vec<PartBody>) -> ApiResult<Vec<UploadedPart>> {
     let bad = || {
         ApiError::bad_request(
             "invalid_parts",

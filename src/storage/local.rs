@@ -395,6 +395,23 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn read_prefix(
+        &self,
+        key: &ObjectKey,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let Some((file, _)) = self.read(key).await? else {
+            return Ok(None);
+        };
+        let mut buf = Vec::with_capacity(len);
+        file.take(len as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(io_err)?;
+        Ok(Some(buf))
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         let data = self.data_path(key);
         for p in [Self::meta_path(&data), data] {

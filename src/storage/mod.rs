@@ -132,6 +132,11 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// SHA-256 of the stored bytes, streamed in bounded memory; `None` when there is no object.
     async fn digest(&self, key: &ObjectKey) -> Result<Option<Sha256>, StoreError>;
 
+    /// Up to `len` first bytes of a non-empty object (for the content-type check); `None` when
+    /// there is no object.
+    async fn read_prefix(&self, key: &ObjectKey, len: usize)
+        -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Removes the object; removing a missing object is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
 

@@ -301,6 +301,33 @@ impl ObjectStore for S3Store {
         Ok(Some(Sha256::from_bytes(hasher.finalize().into())))
     }
 
+    async fn read_prefix(
+        &self,
+        key: &ObjectKey,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let res = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .range(format!("bytes=0-{}", len.max(1) - 1))
+            .send()
+            .await;
+        let out = match res {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        };
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))?
+            .into_bytes();
+        Ok(Some(bytes[..bytes.len().min(len)].to_vec()))
+    }
+
     #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         self.client

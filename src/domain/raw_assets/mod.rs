@@ -3,11 +3,11 @@
 //! transactions so a slow store never holds a catalog connection.
 use chrono::{DateTime, Utc};
 use entity::{blob, raw_asset};
-use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+use super::{blobs, media::Visibility, ContentType, Filename, ObjectKey, Sha256, SizeBytes};
 use crate::{
     app::App,
     auth::Scope,
@@ -15,6 +15,7 @@ use crate::{
     events::Event,
     storage::{Upload, UploadMethod, UploadedPart},
 };
+pub(super) use blobs::add_ref;
 
 mod download;
 mod presign;
@@ -92,33 +93,7 @@ pub(super) async fn find_stored_blob(
     scope: &Scope,
     sha: &Sha256,
 ) -> Result<Option<blob::Model>, DbErr> {
-    blob::Entity::find()
-        .filter(blob::Column::TenantId.eq(scope.tenant.as_str()))
-        .filter(blob::Column::Env.eq(scope.env.as_str()))
-        .filter(blob::Column::Visibility.eq(blob::VISIBILITY_PRIVATE))
-        .filter(blob::Column::Sha256.eq(sha.to_hex()))
-        .filter(blob::Column::State.eq(blob::STATE_STORED))
-        .one(db)
-        .await
-}
-
-/// Adds a reference to a stored blob; false when it is no longer stored.
-pub(super) async fn add_ref(
-    db: &impl ConnectionTrait,
-    blob_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let res = blob::Entity::update_many()
-        .col_expr(
-            blob::Column::RefCount,
-            Expr::col(blob::Column::RefCount).add(1),
-        )
-        .col_expr(blob::Column::UpdatedAt, Expr::value(now))
-        .filter(blob::Column::Id.eq(blob_id))
-        .filter(blob::Column::State.eq(blob::STATE_STORED))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+    blobs::find_stored(db, scope, Visibility::Private, sha).await
 }
 
 /// The asset in the caller's tenant and env, unless deleted. Anything else is "not found".

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{catalog_time, ObjectKey};
+use crate::domain::{blobs, catalog_time, ObjectKey};
 use crate::{
     app::App,
     auth::Scope,
@@ -233,15 +233,8 @@ async fn verify_and_register(
                 Some(e)
             }
             _ => {
-                let res = blob::Entity::update_many()
-                    .col_expr(blob::Column::State, Expr::value(blob::STATE_STORED))
-                    .col_expr(blob::Column::Sha256, Expr::value(req.sha256.to_hex()))
-                    .col_expr(blob::Column::UploadId, Expr::value(None::<String>))
-                    .col_expr(blob::Column::UpdatedAt, Expr::value(now))
-                    .filter(blob::Column::Id.eq(blob.id))
-                    .filter(blob::Column::State.eq(blob::STATE_PENDING))
-                    .exec(&txn)
-                    .await;
+                let res =
+                    blobs::mark_stored(&txn, blob.id, blob::STATE_PENDING, &req.sha256, now).await;
                 match res {
                     Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                         continue
@@ -323,14 +316,7 @@ async fn fail(
         // Someone else settled it first; leave their outcome alone.
         return Ok(());
     }
-    blob::Entity::update_many()
-        .col_expr(blob::Column::State, Expr::value(blob::STATE_FAILED))
-        .col_expr(blob::Column::RefCount, Expr::value(0))
-        .col_expr(blob::Column::UpdatedAt, Expr::value(now))
-        .filter(blob::Column::Id.eq(blob.id))
-        .filter(blob::Column::State.eq(blob::STATE_PENDING))
-        .exec(&txn)
-        .await?;
+    blobs::set_state(&txn, blob.id, blob::STATE_PENDING, blob::STATE_FAILED, now).await?;
     let mut ev = asset_event(kind::RAW_REGISTER_FAILED, scope, asset, now);
     ev.detail = json!({ "code": code, "detail": detail });
     ev.record(&txn).await?;

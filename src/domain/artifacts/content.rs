@@ -1,0 +1,222 @@
+//! Bytes streamed through Cairn: `PUT /artifacts/{id}/content` for a pending artifact, and the
+//! one-shot creates (binary preview, replay, audit). Constant memory, SHA-256 on the fly, the
+//! first bytes checked against the declared type, multipart to S3 above the threshold (all in
+//! `ObjectStore::put_stream`). A refused body changes nothing: the artifact stays `pending`.
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use entity::{artifact, blob};
+use futures_util::{stream, StreamExt};
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::settle::{insert_available, make_available};
+use super::*;
+use crate::domain::{catalog_time, media};
+use crate::storage::{BodyStream, PutError, UploadSpec};
+
+fn put_error(e: PutError) -> ApiError {
+    match e {
+        PutError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        PutError::SizeMismatch { .. } => ApiError::bad_request("size_mismatch", e.to_string()),
+        PutError::ChecksumMismatch => ApiError::bad_request("checksum_mismatch", e.to_string()),
+        PutError::Exists => ApiError::conflict("object_exists", e.to_string()),
+        PutError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
+        PutError::Store(s) => s.into(),
+    }
+}
+
+/// Reads the first bytes of `body`, refuses it unless they are what `ct` claims, and gives back
+/// the whole body.
+async fn sniffed(ct: &ContentType, mut body: BodyStream) -> ApiResult<BodyStream> {
+    if !media::has_signature(ct) {
+        return Ok(body);
+    }
+    let mut head: Vec<bytes::Bytes> = Vec::new();
+    let mut have = 0;
+    while have < media::SNIFF_LEN {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                have += chunk.len();
+                head.push(chunk);
+            }
+            Some(Err(e)) => return Err(put_error(PutError::Body(e.to_string()))),
+            None => break,
+        }
+    }
+    let first: Vec<u8> = head
+        .iter()
+        .flat_map(|c| c.iter().copied())
+        .take(media::SNIFF_LEN)
+        .collect();
+    if !media::sniff(ct, &first) {
+        return Err(content_mismatch(ct));
+    }
+    Ok(Box::pin(stream::iter(head.into_iter().map(Ok)).chain(body)))
+}
+
+pub(super) fn content_mismatch(ct: &ContentType) -> ApiError {
+    ApiError::bad_request(
+        "content_mismatch",
+        format!("the content is not {}", ct.essence()),
+    )
+}
+
+fn spec<'a>(
+    app: &App,
+    key: &'a ObjectKey,
+    ct: &'a ContentType,
+    size: SizeBytes,
+    sha256: Option<Sha256>,
+    visibility: Visibility,
+) -> UploadSpec<'a> {
+    UploadSpec {
+        key,
+        content_type: ct,
+        size,
+        sha256,
+        cache_control: cache_control(visibility),
+        expires_at: Utc::now() + Duration::seconds(app.config.presign_ttl_secs as i64),
+    }
+}
+
+/// Streams the content of a pending artifact into the store and makes it available.
+pub async fn upload_content(
+    app: &App,
+    scope: &Scope,
+    id: Uuid,
+    body: BodyStream,
+    content_length: Option<u64>,
+) -> ApiResult<artifact::Model> {
+    scope.require_write()?;
+    let a = get(app, scope, id).await?;
+    if a.status != artifact::STATUS_PENDING {
+        return Err(ApiError::conflict(
+            "not_pending",
+            format!(
+                "the artifact is {}; content is uploaded once, to a pending artifact",
+                a.status
+            ),
+        ));
+    }
+    let declared = SizeBytes::new_unchecked(a.size_bytes.max(0) as u64);
+    if let Some(n) = content_length {
+        if n != declared.get() {
+            return Err(ApiError::bad_request(
+                "size_mismatch",
+                format!(
+                    "Content-Length is {n}; the artifact was created with size_bytes {}",
+                    declared.get()
+                ),
+            ));
+        }
+    }
+    let blob = blob_of(app, &a).await?;
+    let key = catalog_key(&blob.key)?;
+    let ct = content_type_of(&a)?;
+    let sha = a
+        .sha256
+        .as_deref()
+        .map(Sha256::parse)
+        .transpose()
+        .map_err(|_| ApiError::internal("bad sha256 in catalog"))?;
+    if !set_status(
+        app,
+        id,
+        artifact::STATUS_PENDING,
+        artifact::STATUS_UPLOADING,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "not_pending",
+            "another upload of this artifact is in progress",
+        ));
+    }
+    let stored = async {
+        let body = sniffed(&ct, body).await?;
+        let spec = spec(app, &key, &ct, declared, sha, visibility_of(&a));
+        app.store.put_stream(&spec, body).await.map_err(put_error)
+    }
+    .await;
+    match stored {
+        Ok(sha) => {
+            let mut uploading = a.clone();
+            uploading.status = artifact::STATUS_UPLOADING.into();
+            make_available(
+                app,
+                scope,
+                &uploading,
+                &blob,
+                sha,
+                artifact::STATUS_UPLOADING,
+                blob::STATE_PENDING,
+            )
+            .await
+        }
+        Err(e) => {
+            // Nothing was stored: the client may try again.
+            set_status(
+                app,
+                id,
+                artifact::STATUS_UPLOADING,
+                artifact::STATUS_PENDING,
+            )
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+async fn set_status(app: &App, id: Uuid, from: &str, to: &str) -> ApiResult<bool> {
+    let res = artifact::Entity::update_many()
+        .col_expr(artifact::Column::Status, Expr::value(to))
+        .col_expr(
+            artifact::Column::UpdatedAt,
+            Expr::value(catalog_time(Utc::now())),
+        )
+        .filter(artifact::Column::ArtifactId.eq(id))
+        .filter(artifact::Column::Status.eq(from))
+        .exec(&app.db)
+        .await?;
+    app.changes.notify(id);
+    Ok(res.rows_affected == 1)
+}
+
+/// Creates an artifact from a body streamed in the same request (binary preview, replay, audit).
+/// Nothing is recorded unless the bytes were stored whole and verified.
+pub async fn create_with_body(
+    app: &App,
+    scope: &Scope,
+    req: NewArtifact,
+    body: BodyStream,
+) -> ApiResult<artifact::Model> {
+    create::check_new(app, scope, &req).await?;
+    let id = Uuid::now_v7();
+    let key = artifact_key(scope, &req, id);
+    let body = sniffed(&req.content_type, body).await?;
+    let spec = spec(
+        app,
+        &key,
+        &req.content_type,
+        req.size,
+        req.sha256,
+        req.visibility,
+    );
+    let sha = app.store.put_stream(&spec, body).await.map_err(put_error)?;
+    match insert_available(app, scope, id, &req, &key, sha).await {
+        Ok(a) => {
+            crate::http::metrics::record_outcome("artifact_create", "ok");
+            Ok(a)
+        }
+        Err(e) => {
+            if let Err(err) = app.store.delete(&key).await {
+                tracing::warn!(error = %err, key = %key, "could not remove an unrecorded object");
+            }
+            Err(e)
+        }
+    }
+}

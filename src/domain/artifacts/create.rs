@@ -1,0 +1,180 @@
+//! `POST /artifacts`: a pending artifact with a presigned upload, or, when the tenant+env already
+//! stores the declared content, an artifact available at once on the shared blob.
+use chrono::{Duration, Utc};
+use entity::{artifact, blob};
+use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::settle::{ev, record_created};
+use super::*;
+use crate::domain::{blobs, catalog_time};
+use crate::{
+    http::metrics::record_outcome,
+    storage::{Upload, UploadSpec},
+};
+
+/// Checks what every create must satisfy before anything is written.
+pub(super) async fn check_new(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<()> {
+    req.kind.check_content_type(&req.content_type)?;
+    check_common(app, scope, req).await
+}
+
+/// The checks of [`check_new`] that do not depend on the content.
+async fn check_common(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<()> {
+    scope.require_write()?;
+    if let Some(at) = req.expires_at {
+        if at <= Utc::now() {
+            return Err(ApiError::bad_request(
+                "invalid_expires_at",
+                "expires_at must be in the future",
+            ));
+        }
+    }
+    check_lineage(app, scope, &req.lineage.derived_from).await
+}
+
+pub async fn create(
+    app: &App,
+    scope: &Scope,
+    req: NewArtifact,
+) -> ApiResult<(artifact::Model, Option<Upload>)> {
+    check_new(app, scope, &req).await?;
+    let now = catalog_time(Utc::now());
+    if let Some(sha) = &req.sha256 {
+        if let Some(existing) = blobs::find_stored(&app.db, scope, req.visibility, sha).await? {
+            if existing.size_bytes != req.size.as_i64() {
+                return Err(ApiError::unprocessable(
+                    "size_mismatch",
+                    format!(
+                        "content with this sha256 is {} bytes, not {}",
+                        existing.size_bytes,
+                        req.size.get()
+                    ),
+                ));
+            }
+            if let Some(a) = dedup(app, scope, &req, &existing, *sha).await? {
+                record_outcome("artifact_create", "deduplicated");
+                return Ok((a, None));
+            }
+        }
+    }
+
+    let id = Uuid::now_v7();
+    let key = artifact_key(scope, &req, id);
+    let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
+    let spec = UploadSpec {
+        key: &key,
+        content_type: &req.content_type,
+        size: req.size,
+        sha256: req.sha256,
+        cache_control: cache_control(req.visibility),
+        expires_at,
+    };
+    let multipart =
+        if req.method == UploadMethod::Put && req.size.get() > app.config.multipart_threshold {
+            app.store.presign_multipart(&spec).await?
+        } else {
+            None
+        };
+    let upload = match multipart {
+        Some(u) => u,
+        None => app.store.presign_upload(&spec, req.method).await?,
+    };
+    let upload_id = match &upload {
+        Upload::Multipart { upload_id, .. } => Some(upload_id.clone()),
+        _ => None,
+    };
+    let blob_id = Uuid::now_v7();
+    let txn = app.db.begin().await?;
+    blob_row(
+        scope,
+        blob_id,
+        &req,
+        &key,
+        req.sha256,
+        blob::STATE_PENDING,
+        upload_id,
+        now,
+    )
+    .insert(&txn)
+    .await?;
+    let a = row(
+        scope,
+        id,
+        &req,
+        Some(blob_id),
+        &app.store.uri(&key),
+        req.sha256,
+        artifact::STATUS_PENDING,
+        now,
+    )
+    .insert(&txn)
+    .await?;
+    record_created(&txn, scope, &a, now).await?;
+    txn.commit().await?;
+    record_outcome("artifact_create", "ok");
+    tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, kind = %req.kind, method = upload.method(), "artifact created");
+    Ok((a, Some(upload)))
+}
+
+/// A new artifact on an already stored blob; `None` when the blob stopped being stored.
+async fn dedup(
+    app: &App,
+    scope: &Scope,
+    req: &NewArtifact,
+    existing: &blob::Model,
+    sha: Sha256,
+) -> ApiResult<Option<artifact::Model>> {
+    let now = catalog_time(Utc::now());
+    let txn = app.db.begin().await?;
+    if !blobs::add_ref(&txn, existing.id, now).await? {
+        return Ok(None);
+    }
+    let a = row(
+        scope,
+        Uuid::now_v7(),
+        req,
+        Some(existing.id),
+        &app.store.uri(&catalog_key(&existing.key)?),
+        Some(sha),
+        artifact::STATUS_AVAILABLE,
+        now,
+    )
+    .insert(&txn)
+    .await?;
+    record_created(&txn, scope, &a, now).await?;
+    let mut e = artifact_event(ev::DEDUPLICATED, scope, &a, now);
+    e.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
+    e.record(&txn).await?;
+    txn.commit().await?;
+    Ok(Some(a))
+}
+
+/// A preview that points at a render elsewhere (`uri`) instead of holding bytes: available at once.
+pub async fn create_render_ref(
+    app: &App,
+    scope: &Scope,
+    req: NewArtifact,
+    uri: String,
+) -> ApiResult<artifact::Model> {
+    check_common(app, scope, &req).await?;
+    let now = catalog_time(Utc::now());
+    let txn = app.db.begin().await?;
+    let mut m = row(
+        scope,
+        Uuid::now_v7(),
+        &req,
+        None,
+        &uri,
+        None,
+        artifact::STATUS_AVAILABLE,
+        now,
+    );
+    m.render_ref = Set(Some(uri));
+    let a = m.insert(&txn).await?;
+    record_created(&txn, scope, &a, now).await?;
+    txn.commit().await?;
+    record_outcome("artifact_create", "ok");
+    Ok(a)
+}

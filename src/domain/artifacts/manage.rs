@@ -1,0 +1,222 @@
+//! Reading and managing artifacts: delivery URLs, the run manifest, lineage, soft delete and
+//! legal hold.
+use std::collections::{HashMap, HashSet};
+
+use chrono::{Duration, Utc};
+use entity::{artifact, raw_asset};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::settle::ev;
+use super::*;
+use crate::domain::catalog_time;
+
+/// Where a client fetches the artifact's bytes, when it has any to fetch: the render a
+/// render-ref preview points at, or a signed GET of the object that carries the artifact's own
+/// filename (also when its blob is shared).
+pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+    if let Some(r) = &a.render_ref {
+        return Ok(Some(r.clone()));
+    }
+    if a.status != artifact::STATUS_AVAILABLE {
+        return Ok(None);
+    }
+    let blob = blob_of(app, a).await?;
+    let key = catalog_key(&blob.key)?;
+    let filename =
+        Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))?;
+    let expires_at =
+        catalog_time(Utc::now()) + Duration::seconds(app.config.presign_ttl_secs as i64);
+    Ok(Some(
+        app.store
+            .presign_download(&key, &filename, expires_at)
+            .await?,
+    ))
+}
+
+/// The run's artifacts (not deleted) in creation order, with their blobs' keys.
+pub async fn list_run(app: &App, scope: &Scope, run: &RunId) -> ApiResult<Vec<artifact::Model>> {
+    Ok(artifact::Entity::find()
+        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(artifact::Column::Env.eq(scope.env.as_str()))
+        .filter(artifact::Column::RunId.eq(run.as_str()))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .order_by_asc(artifact::Column::ArtifactId)
+        .all(&app.db)
+        .await?)
+}
+
+/// Soft delete: the artifact becomes invisible to reads; the lifecycle sweep purges it (and its
+/// object, once no other item references the blob) after the grace period. Legal hold refuses.
+pub async fn delete(app: &App, scope: &Scope, id: Uuid) -> ApiResult<()> {
+    scope.require_write()?;
+    let a = get(app, scope, id).await?;
+    if a.legal_hold {
+        return Err(ApiError::conflict(
+            "legal_hold",
+            "the artifact is under legal hold; release the hold first",
+        ));
+    }
+    let now = catalog_time(Utc::now());
+    let txn = app.db.begin().await?;
+    let res = artifact::Entity::update_many()
+        .col_expr(
+            artifact::Column::Status,
+            Expr::value(artifact::STATUS_DELETED),
+        )
+        .col_expr(artifact::Column::DeletedAt, Expr::value(Some(now)))
+        .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
+        .filter(artifact::Column::ArtifactId.eq(id))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .filter(artifact::Column::LegalHold.eq(false))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        // Deleted or put on hold meanwhile: answer as the current state says.
+        drop(txn);
+        let a = get(app, scope, id).await?;
+        return if a.legal_hold {
+            Err(ApiError::conflict(
+                "legal_hold",
+                "the artifact is under legal hold; release the hold first",
+            ))
+        } else {
+            Err(ApiError::not_found())
+        };
+    }
+    let mut e = artifact_event(ev::DELETED, scope, &a, now);
+    e.detail = json!({ "previous_status": a.status });
+    e.record(&txn).await?;
+    txn.commit().await?;
+    app.changes.notify(id);
+    tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, "artifact deleted");
+    Ok(())
+}
+
+pub async fn set_legal_hold(
+    app: &App,
+    scope: &Scope,
+    id: Uuid,
+    hold: bool,
+) -> ApiResult<artifact::Model> {
+    scope.require_write()?;
+    let mut a = get(app, scope, id).await?;
+    if a.legal_hold == hold {
+        return Ok(a);
+    }
+    let now = catalog_time(Utc::now());
+    let txn = app.db.begin().await?;
+    let res = artifact::Entity::update_many()
+        .col_expr(artifact::Column::LegalHold, Expr::value(hold))
+        .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
+        .filter(artifact::Column::ArtifactId.eq(id))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(ApiError::not_found());
+    }
+    a.legal_hold = hold;
+    a.updated_at = now;
+    let mut e = artifact_event(ev::LEGAL_HOLD, scope, &a, now);
+    e.detail = json!({ "hold": hold });
+    e.record(&txn).await?;
+    txn.commit().await?;
+    Ok(a)
+}
+
+/// One item of a lineage chain: an artifact with what it was derived from, or a raw asset.
+pub enum LineageNode {
+    Artifact(Box<artifact::Model>, Vec<LineageNode>),
+    RawAsset(Box<raw_asset::Model>),
+    /// Named by an item but no longer readable (deleted), or beyond the depth limit.
+    Missing(Uuid),
+}
+
+/// How deep a chain is followed, and how many items one answer holds at most.
+const MAX_DEPTH: usize = 16;
+const MAX_NODES: usize = 512;
+
+/// The `derived_from` chain of `a`, within the scope's tenant and env, breadth-first by level.
+pub async fn lineage_chain(
+    app: &App,
+    scope: &Scope,
+    a: &artifact::Model,
+) -> ApiResult<Vec<LineageNode>> {
+    let mut artifacts: HashMap<Uuid, artifact::Model> = HashMap::new();
+    let mut assets: HashMap<Uuid, raw_asset::Model> = HashMap::new();
+    let mut seen: HashSet<Uuid> = HashSet::from([a.artifact_id]);
+    let mut level = derived(a);
+    for _ in 0..MAX_DEPTH {
+        level.retain(|id| seen.insert(*id));
+        if level.is_empty() || seen.len() > MAX_NODES {
+            break;
+        }
+        let found = artifact::Entity::find()
+            .filter(artifact::Column::ArtifactId.is_in(level.clone()))
+            .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+            .filter(artifact::Column::Env.eq(scope.env.as_str()))
+            .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+            .all(&app.db)
+            .await?;
+        for r in raw_asset::Entity::find()
+            .filter(raw_asset::Column::AssetId.is_in(level.clone()))
+            .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
+            .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
+            .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
+            .all(&app.db)
+            .await?
+        {
+            assets.insert(r.asset_id, r);
+        }
+        level = found.iter().flat_map(derived).collect();
+        for f in found {
+            artifacts.insert(f.artifact_id, f);
+        }
+    }
+    let mut budget = MAX_NODES;
+    Ok(build(
+        &derived(a),
+        &artifacts,
+        &assets,
+        &mut vec![a.artifact_id],
+        &mut budget,
+    ))
+}
+
+fn derived(a: &artifact::Model) -> Vec<Uuid> {
+    serde_json::from_value(a.derived_from.clone()).unwrap_or_default()
+}
+
+/// Expands `ids` depth-first. An item shared by two branches appears in both; a cycle (which
+/// creation order makes impossible, but the chain does not rely on it) or an exhausted budget
+/// ends a branch with `Missing`.
+fn build(
+    ids: &[Uuid],
+    artifacts: &HashMap<Uuid, artifact::Model>,
+    assets: &HashMap<Uuid, raw_asset::Model>,
+    path: &mut Vec<Uuid>,
+    budget: &mut usize,
+) -> Vec<LineageNode> {
+    ids.iter()
+        .map(|id| {
+            if *budget == 0 || path.contains(id) {
+                return LineageNode::Missing(*id);
+            }
+            *budget -= 1;
+            if let Some(r) = assets.get(id) {
+                LineageNode::RawAsset(Box::new(r.clone()))
+            } else if let Some(a) = artifacts.get(id) {
+                path.push(*id);
+                let parents = build(&derived(a), artifacts, assets, path, budget);
+                path.pop();
+                LineageNode::Artifact(Box::new(a.clone()), parents)
+            } else {
+                LineageNode::Missing(*id)
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,278 @@
+//! Artifacts (DESIGN §3–§5): what runs produce, keyed by tenant/env/run, with lineage.
+//!
+//! Status machine: `pending` (created, bytes expected) → `uploading` (streaming through Cairn, or a
+//! completed multipart upload being hashed) → `available`; `failed` when verification refuses the
+//! bytes; `deleted` (soft). Every change and its dataset event commit in one transaction; store
+//! calls happen outside transactions. Waiters on an artifact (`?wait=`) are woken through
+//! [`Changes`].
+use chrono::{DateTime, Utc};
+use entity::{artifact, blob, raw_asset};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    media::{Kind, Visibility},
+    ContentType, Filename, ObjectKey, RunId, Sha256, SizeBytes,
+};
+use crate::{
+    app::App,
+    auth::Scope,
+    error::{ApiError, ApiResult},
+    events::Event,
+    storage::{UploadMethod, PRIVATE_IMMUTABLE},
+};
+
+mod complete;
+mod content;
+mod create;
+mod manage;
+mod settle;
+pub mod verify;
+mod watch;
+
+pub use complete::complete;
+pub use content::{create_with_body, upload_content};
+pub use create::{create, create_render_ref};
+pub use manage::{delete, delivery_url, lineage_chain, list_run, set_legal_hold, LineageNode};
+pub use watch::{wait, Changes};
+
+/// `Cache-Control` of public objects: keys never repeat, so the CDN may keep them forever.
+pub const PUBLIC_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub fn cache_control(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => PUBLIC_IMMUTABLE,
+        Visibility::Private => PRIVATE_IMMUTABLE,
+    }
+}
+
+/// Where an artifact came from. `derived_from` lists raw assets and artifacts of the same
+/// tenant+env.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    pub workspace_id: Option<String>,
+    pub project_id: Option<String>,
+    pub canvas_id: Option<String>,
+    pub rev: Option<i64>,
+    pub correlation_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub derived_from: Vec<Uuid>,
+}
+
+/// What every create states.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub run_id: RunId,
+    pub kind: Kind,
+    pub filename: Filename,
+    pub content_type: ContentType,
+    pub size: SizeBytes,
+    pub sha256: Option<Sha256>,
+    pub visibility: Visibility,
+    pub lineage: Lineage,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub method: UploadMethod,
+}
+
+/// The lineage refs as events and the API show them.
+pub fn lineage_json(a: &artifact::Model) -> Value {
+    json!({
+        "run_id": a.run_id,
+        "workspace_id": a.workspace_id,
+        "project_id": a.project_id,
+        "canvas_id": a.canvas_id,
+        "rev": a.rev,
+        "correlation_id": a.correlation_id,
+        "actor_id": a.actor_id,
+        "derived_from": a.derived_from,
+    })
+}
+
+pub(crate) fn artifact_event<'a>(
+    k: &'static str,
+    scope: &'a Scope,
+    a: &artifact::Model,
+    now: DateTime<Utc>,
+) -> Event<'a> {
+    let mut e = Event::new(k, scope, a.artifact_id, now);
+    let mut lineage = lineage_json(a);
+    lineage["blob_id"] = json!(a.blob_id);
+    lineage["kind"] = json!(a.kind);
+    e.lineage = lineage;
+    e
+}
+
+/// The artifact in the caller's tenant and env, unless deleted. Anything else is "not found".
+pub async fn get(app: &App, scope: &Scope, id: Uuid) -> ApiResult<artifact::Model> {
+    artifact::Entity::find_by_id(id)
+        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(artifact::Column::Env.eq(scope.env.as_str()))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .one(&app.db)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+async fn blob_of(app: &App, a: &artifact::Model) -> ApiResult<blob::Model> {
+    let id = a
+        .blob_id
+        .ok_or_else(|| ApiError::conflict("no_content", "this artifact refers to a render"))?;
+    blob::Entity::find_by_id(id)
+        .one(&app.db)
+        .await?
+        .ok_or_else(|| ApiError::internal("artifact without blob"))
+}
+
+/// The key of the object holding the artifact's bytes (its own, or the shared blob's).
+pub async fn object_key(app: &App, a: &artifact::Model) -> ApiResult<ObjectKey> {
+    catalog_key(&blob_of(app, a).await?.key)
+}
+
+fn catalog_key(key: &str) -> ApiResult<ObjectKey> {
+    ObjectKey::parse(key).ok_or_else(|| ApiError::internal(format!("bad key in catalog: {key}")))
+}
+
+/// Checks that every `derived_from` id is a raw asset or artifact of the scope's tenant+env.
+/// Ids of other tenants or envs are unknown, exactly like ids that never existed.
+async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let assets: Vec<Uuid> = raw_asset::Entity::find()
+        .filter(raw_asset::Column::AssetId.is_in(ids.iter().copied()))
+        .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
+        .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
+        .all(&app.db)
+        .await?
+        .into_iter()
+        .map(|a| a.asset_id)
+        .collect();
+    let artifacts: Vec<Uuid> = artifact::Entity::find()
+        .filter(artifact::Column::ArtifactId.is_in(ids.iter().copied()))
+        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(artifact::Column::Env.eq(scope.env.as_str()))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .all(&app.db)
+        .await?
+        .into_iter()
+        .map(|a| a.artifact_id)
+        .collect();
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !assets.contains(id) && !artifacts.contains(id))
+        .map(Uuid::to_string)
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "unknown_lineage_ref",
+            format!(
+                "derived_from names no raw asset or artifact of this tenant and env: {}",
+                unknown.join(", ")
+            ),
+        ))
+    }
+}
+
+/// A new artifact row.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    scope: &Scope,
+    id: Uuid,
+    req: &NewArtifact,
+    blob_id: Option<Uuid>,
+    uri: &str,
+    sha256: Option<Sha256>,
+    status: &str,
+    now: DateTime<Utc>,
+) -> artifact::ActiveModel {
+    use sea_orm::Set;
+    let l = &req.lineage;
+    artifact::ActiveModel {
+        artifact_id: Set(id),
+        tenant_id: Set(scope.tenant.to_string()),
+        env: Set(scope.env.to_string()),
+        run_id: Set(req.run_id.to_string()),
+        kind: Set(req.kind.as_str().into()),
+        visibility: Set(req.visibility.as_str().into()),
+        blob_id: Set(blob_id),
+        render_ref: Set(None),
+        uri: Set(uri.to_owned()),
+        filename: Set(req.filename.to_string()),
+        content_type: Set(req.content_type.to_string()),
+        size_bytes: Set(req.size.as_i64()),
+        sha256: Set(sha256.map(|s| s.to_hex())),
+        status: Set(status.to_owned()),
+        legal_hold: Set(false),
+        expires_at: Set(req.expires_at),
+        workspace_id: Set(l.workspace_id.clone()),
+        project_id: Set(l.project_id.clone()),
+        canvas_id: Set(l.canvas_id.clone()),
+        rev: Set(l.rev),
+        correlation_id: Set(l.correlation_id.clone()),
+        actor_id: Set(l.actor_id.clone()),
+        derived_from: Set(json!(l.derived_from)),
+        created_by: Set(scope.user.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+}
+
+/// A new blob row for an artifact's object.
+#[allow(clippy::too_many_arguments)]
+fn blob_row(
+    scope: &Scope,
+    id: Uuid,
+    req: &NewArtifact,
+    key: &ObjectKey,
+    sha256: Option<Sha256>,
+    state: &str,
+    upload_id: Option<String>,
+    now: DateTime<Utc>,
+) -> blob::ActiveModel {
+    use sea_orm::Set;
+    blob::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(scope.tenant.to_string()),
+        env: Set(scope.env.to_string()),
+        visibility: Set(req.visibility.as_str().into()),
+        key: Set(key.to_string()),
+        sha256: Set(sha256.map(|s| s.to_hex())),
+        size_bytes: Set(req.size.as_i64()),
+        content_type: Set(req.content_type.to_string()),
+        state: Set(state.to_owned()),
+        ref_count: Set(1),
+        upload_id: Set(upload_id),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+fn artifact_key(scope: &Scope, req: &NewArtifact, id: Uuid) -> ObjectKey {
+    ObjectKey::artifact(
+        &scope.tenant,
+        &scope.env,
+        &req.run_id,
+        req.kind,
+        req.visibility,
+        id,
+        &req.filename,
+    )
+}
+
+fn visibility_of(a: &artifact::Model) -> Visibility {
+    if a.visibility == blob::VISIBILITY_PUBLIC {
+        Visibility::Public
+    } else {
+        Visibility::Private
+    }
+}
+
+fn content_type_of(a: &artifact::Model) -> ApiResult<ContentType> {
+    ContentType::parse(&a.content_type)
+        .map_err(|_| ApiError::internal("bad content type in catalog"))
+}

@@ -1,0 +1,261 @@
+//! The two ends of an upload: verified bytes make an artifact `available` (on its own blob, or on
+//! the tenant+env's stored blob of the same content), refused bytes make it `failed`.
+use chrono::Utc;
+use entity::{artifact, blob};
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{blobs, catalog_time};
+use crate::http::metrics::record_outcome;
+
+/// Event types.
+pub(super) mod ev {
+    pub const CREATED: &str = "artifact.created";
+    pub const DEDUPLICATED: &str = "artifact.deduplicated";
+    pub const UPLOADED: &str = "artifact.uploaded";
+    pub const AVAILABLE: &str = "artifact.available";
+    pub const FAILED: &str = "artifact.failed";
+    pub const DELETED: &str = "artifact.deleted";
+    pub const LEGAL_HOLD: &str = "artifact.legal_hold";
+}
+
+/// Bytes of `blob` were verified to be `sha`: the artifact (still `from_status`, its blob still
+/// `blob_from_state`) becomes available. Answers the artifact as it then is.
+pub(super) async fn make_available(
+    app: &App,
+    scope: &Scope,
+    a: &artifact::Model,
+    blob: &blob::Model,
+    sha: Sha256,
+    from_status: &str,
+    blob_from_state: &str,
+) -> ApiResult<artifact::Model> {
+    let key = catalog_key(&blob.key)?;
+    for _ in 0..3 {
+        let now = catalog_time(Utc::now());
+        let txn = app.db.begin().await?;
+        let existing = blobs::find_stored(&txn, scope, visibility_of(a), &sha).await?;
+        let dup = match existing {
+            Some(e) if e.id != blob.id => {
+                if !blobs::add_ref(&txn, e.id, now).await? {
+                    continue;
+                }
+                Some(e)
+            }
+            _ => match blobs::mark_stored(&txn, blob.id, blob_from_state, &sha, now).await {
+                Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+                // Settled by someone else meanwhile: answer what they made of it.
+                Ok(false) => return current(app, scope, a.artifact_id).await,
+                Ok(true) => None,
+            },
+        };
+        let (blob_id, uri) = match &dup {
+            Some(e) => (e.id, app.store.uri(&catalog_key(&e.key)?)),
+            None => (blob.id, a.uri.clone()),
+        };
+        let res = artifact::Entity::update_many()
+            .col_expr(
+                artifact::Column::Status,
+                Expr::value(artifact::STATUS_AVAILABLE),
+            )
+            .col_expr(artifact::Column::Sha256, Expr::value(sha.to_hex()))
+            .col_expr(artifact::Column::BlobId, Expr::value(Some(blob_id)))
+            .col_expr(artifact::Column::Uri, Expr::value(uri.clone()))
+            .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
+            .filter(artifact::Column::ArtifactId.eq(a.artifact_id))
+            .filter(artifact::Column::Status.eq(from_status))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected == 0 {
+            drop(txn);
+            return current(app, scope, a.artifact_id).await;
+        }
+        let mut done = a.clone();
+        done.status = artifact::STATUS_AVAILABLE.into();
+        done.sha256 = Some(sha.to_hex());
+        done.blob_id = Some(blob_id);
+        done.uri = uri;
+        done.updated_at = now;
+        if let Some(e) = &dup {
+            blob::Entity::delete_by_id(blob.id).exec(&txn).await?;
+            let mut ev = artifact_event(ev::DEDUPLICATED, scope, &done, now);
+            ev.detail = json!({ "blob_id": e.id, "bytes_saved": e.size_bytes });
+            ev.record(&txn).await?;
+        }
+        let mut ev = artifact_event(ev::AVAILABLE, scope, &done, now);
+        ev.detail = json!({ "sha256": sha.to_hex(), "size_bytes": done.size_bytes });
+        ev.record(&txn).await?;
+        txn.commit().await?;
+        if dup.is_some() {
+            // Nothing references our copy any more; a lost delete is found by the orphan check.
+            if let Err(e) = app.store.delete(&key).await {
+                tracing::warn!(error = %e, key = %key, "could not remove a duplicate object");
+            }
+        }
+        app.changes.notify(done.artifact_id);
+        record_outcome("artifact_complete", "ok");
+        tracing::info!(tenant.id = %scope.tenant, artifact.id = %done.artifact_id, deduplicated = dup.is_some(), "artifact available");
+        return Ok(done);
+    }
+    Err(ApiError::unavailable(
+        "contention",
+        "the artifact's content changed state repeatedly; retry",
+    ))
+}
+
+async fn current(app: &App, scope: &Scope, id: Uuid) -> ApiResult<artifact::Model> {
+    get(app, scope, id).await
+}
+
+/// The bytes were refused: the artifact (if still `from_status`) and its blob become `failed`,
+/// with an event; then the object (and any open multipart upload) is removed.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fail(
+    app: &App,
+    scope: &Scope,
+    a: &artifact::Model,
+    blob: &blob::Model,
+    from_status: &str,
+    blob_from_state: &str,
+    code: &str,
+    detail: &str,
+) -> ApiResult<()> {
+    let key = catalog_key(&blob.key)?;
+    let now = catalog_time(Utc::now());
+    let txn = app.db.begin().await?;
+    let res = artifact::Entity::update_many()
+        .col_expr(
+            artifact::Column::Status,
+            Expr::value(artifact::STATUS_FAILED),
+        )
+        .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
+        .filter(artifact::Column::ArtifactId.eq(a.artifact_id))
+        .filter(artifact::Column::Status.eq(from_status))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(());
+    }
+    blobs::set_state(&txn, blob.id, blob_from_state, blob::STATE_FAILED, now).await?;
+    let mut ev = artifact_event(ev::FAILED, scope, a, now);
+    ev.detail = json!({ "code": code, "detail": detail });
+    ev.record(&txn).await?;
+    txn.commit().await?;
+    if let Some(upload_id) = &blob.upload_id {
+        if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+            tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
+        }
+    }
+    if let Err(e) = app.store.delete(&key).await {
+        tracing::warn!(error = %e, key = %key, "could not remove a refused object");
+    }
+    app.changes.notify(a.artifact_id);
+    record_outcome("artifact_complete", "failed");
+    tracing::info!(tenant.id = %scope.tenant, artifact.id = %a.artifact_id, code, "artifact refused");
+    Ok(())
+}
+
+/// A new artifact whose bytes are already stored and verified (one-shot creates): inserted
+/// `available` on a new blob, or on the stored blob of the same content, whose copy is removed.
+pub(super) async fn insert_available(
+    app: &App,
+    scope: &Scope,
+    id: Uuid,
+    req: &NewArtifact,
+    key: &ObjectKey,
+    sha: Sha256,
+) -> ApiResult<artifact::Model> {
+    for _ in 0..3 {
+        let now = catalog_time(Utc::now());
+        let txn = app.db.begin().await?;
+        let existing = blobs::find_stored(&txn, scope, req.visibility, &sha).await?;
+        let (blob_id, uri, dup) = match existing {
+            Some(e) => {
+                if !blobs::add_ref(&txn, e.id, now).await? {
+                    continue;
+                }
+                (e.id, app.store.uri(&catalog_key(&e.key)?), Some(e))
+            }
+            None => {
+                let blob_id = Uuid::now_v7();
+                let b = blob_row(
+                    scope,
+                    blob_id,
+                    req,
+                    key,
+                    Some(sha),
+                    blob::STATE_STORED,
+                    None,
+                    now,
+                );
+                match b.insert(&txn).await {
+                    Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => (blob_id, app.store.uri(key), None),
+                }
+            }
+        };
+        let a = row(
+            scope,
+            id,
+            req,
+            Some(blob_id),
+            &uri,
+            Some(sha),
+            artifact::STATUS_AVAILABLE,
+            now,
+        )
+        .insert(&txn)
+        .await?;
+        record_created(&txn, scope, &a, now).await?;
+        if let Some(e) = &dup {
+            let mut ev = artifact_event(ev::DEDUPLICATED, scope, &a, now);
+            ev.detail = json!({ "blob_id": e.id, "bytes_saved": e.size_bytes });
+            ev.record(&txn).await?;
+        }
+        txn.commit().await?;
+        if dup.is_some() {
+            if let Err(err) = app.store.delete(key).await {
+                tracing::warn!(error = %err, key = %key, "could not remove a duplicate object");
+            }
+        }
+        tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, deduplicated = dup.is_some(), "artifact stored");
+        return Ok(a);
+    }
+    Err(ApiError::unavailable(
+        "contention",
+        "the content changed state repeatedly; retry",
+    ))
+}
+
+pub(super) async fn record_created(
+    txn: &impl sea_orm::ConnectionTrait,
+    scope: &Scope,
+    a: &artifact::Model,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut ev = artifact_event(ev::CREATED, scope, a, now);
+    ev.detail = json!({
+        "key_uri": a.uri,
+        "size_bytes": a.size_bytes,
+        "content_type": a.content_type,
+        "visibility": a.visibility,
+    });
+    ev.record(txn).await?;
+    if a.status == artifact::STATUS_AVAILABLE {
+        let mut ev = artifact_event(ev::AVAILABLE, scope, a, now);
+        ev.detail = json!({ "sha256": a.sha256, "size_bytes": a.size_bytes });
+        ev.record(txn).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The background verifier of completed multipart uploads: S3 keeps no whole-object SHA-256 for
+//! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact. At
+//! most [`CONCURRENCY`] objects are hashed at once. The work is recorded in the catalog (artifact
+//! `uploading`, blob `verifying`), so [`recover`] resumes it after a restart; running it twice
+//! (two replicas) is harmless, as every transition is conditional.
+use std::{sync::Arc, time::Duration};
+
+use entity::{artifact, blob};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::{mpsc, Semaphore};
+use uuid::Uuid;
+
+use super::complete::verify_stored;
+use crate::{app::AppState, auth::Scope, error::ApiError};
+
+/// Objects hashed at once.
+pub const CONCURRENCY: usize = 2;
+/// How long to wait before retrying when the store or catalog is unavailable.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct VerifyQueue(mpsc::UnboundedSender<Uuid>);
+
+impl VerifyQueue {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Uuid>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    pub fn enqueue(&self, id: Uuid) {
+        // Closed only when the server is stopping; `recover` picks the work up at the next start.
+        let _ = self.0.send(id);
+    }
+}
+
+/// Runs the verifier until the queue closes: first the work a previous run left, then what
+/// arrives.
+pub async fn run(app: AppState, mut rx: mpsc::UnboundedReceiver<Uuid>) {
+    if let Err(e) = recover(&app).await {
+        tracing::warn!(error = ?e.detail, "could not list unfinished verifications; they resume at the next start");
+    }
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    while let Some(id) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let outcome = verify_one(&app, id).await;
+            drop(permit);
+            if let Err(e) = outcome {
+                if e.status.is_server_error() {
+                    tracing::warn!(artifact.id = %id, code = e.code, "verification postponed");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    app.verify_queue.enqueue(id);
+                }
+            }
+        });
+    }
+}
+
+/// Queues every artifact whose multipart upload is complete but not yet verified.
+pub async fn recover(app: &AppState) -> Result<(), ApiError> {
+    let ids: Vec<Uuid> = artifact::Entity::find()
+        .select_only()
+        .column(artifact::Column::ArtifactId)
+        .inner_join(blob::Entity)
+        .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
+        .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    if !ids.is_empty() {
+        tracing::info!(
+            count = ids.len(),
+            "resuming verification of completed uploads"
+        );
+    }
+    for id in ids {
+        app.verify_queue.enqueue(id);
+    }
+    Ok(())
+}
+
+async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
+    let Some(a) = artifact::Entity::find_by_id(id)
+        .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
+        .one(&app.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let Some(blob_id) = a.blob_id else {
+        return Ok(());
+    };
+    let Some(blob) = blob::Entity::find_by_id(blob_id)
+        .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
+        .one(&app.db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let scope = Scope::system(&a.tenant_id, &a.env, &a.created_by)?;
+    tracing::info!(artifact.id = %id, size_bytes = a.size_bytes, "verifying a completed upload");
+    match verify_stored(
+        app,
+        &scope,
+        &a,
+        &blob,
+        artifact::STATUS_UPLOADING,
+        blob::STATE_VERIFYING,
+    )
+    .await
+    {
+        // A refusal has been recorded on the artifact; only outages are worth a retry.
+        Err(e) if !e.status.is_server_error() => Ok(()),
+        other => other.map(|_| ()),
+    }
+}

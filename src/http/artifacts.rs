@@ -1,0 +1,679 @@
+//! `/artifacts/*` and `/runs/{run_id}/artifacts` (DESIGN §5). Handlers parse requests into domain
+//! values and call `domain::artifacts`.
+use std::time::Duration;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use entity::artifact;
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{json::ApiJson, raw::RawAssetView};
+use crate::{
+    app::AppState,
+    auth::Scope,
+    domain::{
+        artifacts::{self, Lineage, LineageNode, NewArtifact},
+        media::{Kind, Visibility},
+        ContentType, Filename, RunId, Sha256, SizeBytes,
+    },
+    error::{ApiError, ApiResult},
+    storage::{BodyStream, UploadMethod},
+};
+
+/// The longest `?wait=` a client may ask for, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// An Artifact as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ArtifactView {
+    pub artifact_id: Uuid,
+    pub tenant_id: String,
+    pub env: String,
+    pub run_id: String,
+    pub kind: String,
+    pub visibility: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: Option<String>,
+    pub status: String,
+    pub legal_hold: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub lineage: Value,
+    pub uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ArtifactView {
+    fn new(a: artifact::Model, url: Option<String>) -> Self {
+        let mut lineage = artifacts::lineage_json(&a);
+        if let Some(o) = lineage.as_object_mut() {
+            o.remove("run_id");
+        }
+        Self {
+            artifact_id: a.artifact_id,
+            tenant_id: a.tenant_id,
+            env: a.env,
+            run_id: a.run_id,
+            kind: a.kind,
+            visibility: a.visibility,
+            filename: a.filename,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            status: a.status,
+            legal_hold: a.legal_hold,
+            expires_at: a.expires_at,
+            lineage,
+            uri: a.uri,
+            url,
+            created_at: a.created_at,
+        }
+    }
+
+    async fn with_url(app: &AppState, a: artifact::Model) -> ApiResult<Self> {
+        let url = artifacts::delivery_url(app, &a).await?;
+        Ok(Self::new(a, url))
+    }
+}
+
+/// Ids that do not parse cannot exist: the same 404 as for any unknown id.
+fn artifact_id(s: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| ApiError::not_found())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LineageBody {
+    workspace_id: Option<String>,
+    project_id: Option<String>,
+    canvas_id: Option<String>,
+    rev: Option<Value>,
+    correlation_id: Option<String>,
+    actor_id: Option<String>,
+    derived_from: Option<Vec<Value>>,
+}
+
+const MAX_DERIVED_FROM: usize = 64;
+
+fn lineage(body: Option<LineageBody>) -> ApiResult<Lineage> {
+    let b = body.unwrap_or_default();
+    let bad = |what: &str| ApiError::bad_request("invalid_lineage", format!("lineage.{what}"));
+    let text = |v: Option<String>, name: &str| -> ApiResult<Option<String>> {
+        match v {
+            Some(s) if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) => {
+                Err(bad(&format!(
+                    "{name} must be 1–255 bytes without control characters"
+                )))
+            }
+            other => Ok(other),
+        }
+    };
+    let rev = match b.rev {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|r| *r >= 0)
+                .ok_or_else(|| bad("rev must be a non-negative integer"))?,
+        ),
+    };
+    let ids = b.derived_from.unwrap_or_default();
+    if ids.len() > MAX_DERIVED_FROM {
+        return Err(bad(&format!(
+            "derived_from lists at most {MAX_DERIVED_FROM} ids"
+        )));
+    }
+    let mut derived_from = Vec::with_capacity(ids.len());
+    for v in ids {
+        let id = v
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| bad("derived_from must list raw asset or artifact ids"))?;
+        if !derived_from.contains(&id) {
+            derived_from.push(id);
+        }
+    }
+    Ok(Lineage {
+        workspace_id: text(b.workspace_id, "workspace_id")?,
+        project_id: text(b.project_id, "project_id")?,
+        canvas_id: text(b.canvas_id, "canvas_id")?,
+        rev,
+        correlation_id: text(b.correlation_id, "correlation_id")?,
+        actor_id: text(b.actor_id, "actor_id")?,
+        derived_from,
+    })
+}
+
+fn visibility(v: Option<&str>) -> ApiResult<Visibility> {
+    Ok(v.map(Visibility::parse)
+        .transpose()?
+        .unwrap_or(Visibility::Private))
+}
+
+fn expires_at(v: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    v.map(crate::domain::catalog_time)
+}
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    run_id: String,
+    kind: String,
+    filename: String,
+    content_type: String,
+    size_bytes: Value,
+    sha256: Option<String>,
+    visibility: Option<String>,
+    lineage: Option<LineageBody>,
+    expires_at: Option<DateTime<Utc>>,
+    method: Option<String>,
+}
+
+fn created(view: ArtifactView, upload: Value) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(json!({ "artifact": view, "upload": upload })),
+    )
+        .into_response()
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    scope: Scope,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> ApiResult<Response> {
+    scope.require_write()?;
+    let req = NewArtifact {
+        run_id: RunId::parse(&b.run_id)?,
+        kind: Kind::parse(&b.kind)?,
+        filename: Filename::parse(&b.filename)?,
+        content_type: ContentType::parse(&b.content_type)?,
+        size: SizeBytes::parse(&b.size_bytes, app.config.max_upload_bytes)?,
+        sha256: b.sha256.as_deref().map(Sha256::parse).transpose()?,
+        visibility: visibility(b.visibility.as_deref())?,
+        lineage: lineage(b.lineage)?,
+        expires_at: expires_at(b.expires_at),
+        method: match b.method.as_deref() {
+            None | Some("PUT") => UploadMethod::Put,
+            Some("POST") => UploadMethod::Post,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_method",
+                    "method must be PUT or POST",
+                ))
+            }
+        },
+    };
+    let (a, upload) = artifacts::create(&app, &scope, req).await?;
+    let upload = serde_json::to_value(&upload).map_err(|e| ApiError::internal(e.to_string()))?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, upload))
+}
+
+#[derive(Deserialize)]
+pub struct PreviewQuery {
+    run_id: Option<String>,
+    filename: Option<String>,
+    visibility: Option<String>,
+    sha256: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RenderRefBody {
+    run_id: String,
+    uri: String,
+    filename: Option<String>,
+    visibility: Option<String>,
+    lineage: Option<LineageBody>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /artifacts/preview`: the image bytes as the body (with their `Content-Type` and
+/// `?run_id=..&filename=..`), or JSON `{run_id, uri}` naming a render elsewhere.
+pub async fn preview(
+    State(app): State<AppState>,
+    scope: Scope,
+    Query(q): Query<PreviewQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    scope.require_write()?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the image with its Content-Type, or JSON {run_id, uri}",
+            )
+        })?;
+    let ct = ContentType::parse(ct)?;
+    if ct.essence() == "application/json" {
+        let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            })?;
+        let b: RenderRefBody = super::json::parse(&bytes)?;
+        let req = NewArtifact {
+            run_id: RunId::parse(&b.run_id)?,
+            kind: Kind::Preview,
+            filename: Filename::parse(b.filename.as_deref().unwrap_or("preview"))?,
+            content_type: ContentType::parse("text/uri-list")?,
+            size: SizeBytes::new_unchecked(0),
+            sha256: None,
+            visibility: visibility(b.visibility.as_deref())?,
+            lineage: lineage(b.lineage)?,
+            expires_at: expires_at(b.expires_at),
+            method: UploadMethod::Put,
+        };
+        let a = artifacts::create_render_ref(&app, &scope, req, render_ref(b.uri)?).await?;
+        let view = ArtifactView::with_url(&app, a).await?;
+        return Ok(created(view, Value::Null));
+    }
+    let missing = |name: &str| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("a binary preview needs ?{name}="),
+        )
+    };
+    let size = content_length(&headers, app.config.max_upload_bytes)?;
+    let req = NewArtifact {
+        run_id: RunId::parse(q.run_id.as_deref().ok_or_else(|| missing("run_id"))?)?,
+        kind: Kind::Preview,
+        filename: Filename::parse(q.filename.as_deref().ok_or_else(|| missing("filename"))?)?,
+        content_type: ct,
+        size,
+        sha256: q.sha256.as_deref().map(Sha256::parse).transpose()?,
+        visibility: visibility(q.visibility.as_deref())?,
+        lineage: Lineage::default(),
+        expires_at: None,
+        method: UploadMethod::Put,
+    };
+    let a = artifacts::create_with_body(&app, &scope, req, body_stream(body)).await?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, Value::Null))
+}
+
+/// A render reference: an `https://`, `http://` or `s3://` URI of at most 2048 bytes.
+fn render_ref(uri: String) -> ApiResult<String> {
+    let ok = uri.len() <= 2048
+        && ["https://", "http://", "s3://"]
+            .iter()
+            .any(|p| uri.starts_with(p) && uri.len() > p.len())
+        && !uri.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(uri)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_uri",
+            "uri must be an https://, http:// or s3:// URI of at most 2048 bytes",
+        ))
+    }
+}
+
+fn content_length(headers: &HeaderMap, max: u64) -> ApiResult<SizeBytes> {
+    let n: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send Content-Length",
+            )
+        })?;
+    if n > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size_too_large",
+            format!("the body of {n} bytes exceeds the limit of {max} bytes"),
+        ));
+    }
+    Ok(SizeBytes::new_unchecked(n))
+}
+
+fn body_stream(body: Body) -> BodyStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+fn bytes_stream(bytes: Vec<u8>) -> BodyStream {
+    Box::pin(futures_util::stream::once(
+        async move { Ok(Bytes::from(bytes)) },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ReplayBody {
+    run_id: String,
+    keyframes: Value,
+    summary: Option<Value>,
+    filename: Option<String>,
+    visibility: Option<String>,
+    lineage: Option<LineageBody>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /artifacts/replay`: the keyframes (and a summary) stored as one JSON document.
+pub async fn replay(
+    State(app): State<AppState>,
+    scope: Scope,
+    ApiJson(b): ApiJson<ReplayBody>,
+) -> ApiResult<Response> {
+    scope.require_write()?;
+    if !b.keyframes.is_array() {
+        return Err(ApiError::bad_request(
+            "invalid_keyframes",
+            "keyframes must be a JSON array",
+        ));
+    }
+    let summary = b.summary.unwrap_or_else(|| json!({}));
+    if !summary.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_summary",
+            "summary must be a JSON object",
+        ));
+    }
+    let doc = json!({ "run_id": b.run_id, "keyframes": b.keyframes, "summary": summary });
+    let req = json_artifact(
+        &app,
+        &b.run_id,
+        Kind::Replay,
+        b.filename.as_deref().unwrap_or("replay.json"),
+        &doc,
+        b.visibility.as_deref(),
+        b.lineage,
+        b.expires_at,
+    )?;
+    store_json(app, scope, req, doc).await
+}
+
+#[derive(Deserialize)]
+pub struct AuditBody {
+    run_id: String,
+    filename: Option<String>,
+    visibility: Option<String>,
+    lineage: Option<LineageBody>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /artifacts/audit`: a structured, empty audit report that later checks fill in.
+pub async fn audit(
+    State(app): State<AppState>,
+    scope: Scope,
+    ApiJson(b): ApiJson<AuditBody>,
+) -> ApiResult<Response> {
+    scope.require_write()?;
+    let doc = json!({
+        "schema": "cairn.audit.v1",
+        "run_id": b.run_id,
+        "status": "empty",
+        "generated_at": crate::domain::catalog_time(Utc::now()),
+        "summary": { "checks": 0, "passed": 0, "failed": 0, "warnings": 0 },
+        "checks": [],
+        "findings": [],
+    });
+    let req = json_artifact(
+        &app,
+        &b.run_id,
+        Kind::Audit,
+        b.filename.as_deref().unwrap_or("audit.json"),
+        &doc,
+        b.visibility.as_deref(),
+        b.lineage,
+        b.expires_at,
+    )?;
+    store_json(app, scope, req, doc).await
+}
+
+#[allow(clippy::too_many_arguments)]
+fn json_artifact(
+    app: &AppState,
+    run_id: &str,
+    kind: Kind,
+    filename: &str,
+    doc: &Value,
+    vis: Option<&str>,
+    lin: Option<LineageBody>,
+    exp: Option<DateTime<Utc>>,
+) -> ApiResult<NewArtifact> {
+    let size = serde_json::to_vec(doc).map(|b| b.len()).unwrap_or(0) as u64;
+    if size > app.config.max_upload_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size_too_large",
+            "the document exceeds CAIRN_MAX_UPLOAD_BYTES",
+        ));
+    }
+    Ok(NewArtifact {
+        run_id: RunId::parse(run_id)?,
+        kind,
+        filename: Filename::parse(filename)?,
+        content_type: ContentType::parse("application/json")?,
+        size: SizeBytes::new_unchecked(size),
+        sha256: None,
+        visibility: visibility(vis)?,
+        lineage: lineage(lin)?,
+        expires_at: expires_at(exp),
+        method: UploadMethod::Put,
+    })
+}
+
+async fn store_json(
+    app: AppState,
+    scope: Scope,
+    req: NewArtifact,
+    doc: Value,
+) -> ApiResult<Response> {
+    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
+    let a = artifacts::create_with_body(&app, &scope, req, bytes_stream(bytes)).await?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, Value::Null))
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    wait: Option<String>,
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Json<ArtifactView>> {
+    let id = artifact_id(&id)?;
+    let wait = match q.wait.as_deref() {
+        None => 0,
+        Some(w) => w
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= MAX_WAIT_SECS)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_wait",
+                    format!("wait must be an integer from 0 to {MAX_WAIT_SECS} seconds"),
+                )
+            })?,
+    };
+    let a = if wait == 0 {
+        artifacts::get(&app, &scope, id).await?
+    } else {
+        artifacts::wait(&app, &scope, id, Duration::from_secs(wait)).await?
+    };
+    Ok(Json(ArtifactView::with_url(&app, a).await?))
+}
+
+pub async fn put_content(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ArtifactView>> {
+    scope.require_write()?;
+    let id = artifact_id(&id)?;
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let a = artifacts::upload_content(&app, &scope, id, body_stream(body), length).await?;
+    Ok(Json(ArtifactView::with_url(&app, a).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CompleteBody {
+    parts: Option<Vec<super::raw::PartBody>>,
+}
+
+/// `POST /artifacts/{id}/complete`, with an optional JSON body `{parts: [{part_number, etag}]}`.
+pub async fn complete(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    scope.require_write()?;
+    let id = artifact_id(&id)?;
+    let parts = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let b: CompleteBody = super::json::parse(&body)?;
+        b.parts.map(super::raw::parts).transpose()?
+    };
+    let a = artifacts::complete(&app, &scope, id, parts).await?;
+    // Verification of a multipart upload continues in the background: 202 until it is done.
+    let status = if a.status == artifact::STATUS_UPLOADING {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ArtifactView::with_url(&app, a).await?)).into_response())
+}
+
+/// The bytes: streamed by Cairn on the local backend (with `Range`), else a 302 to the delivery URL.
+pub async fn get_content(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let a = artifacts::get(&app, &scope, artifact_id(&id)?).await?;
+    if a.status != artifact::STATUS_AVAILABLE {
+        return Err(ApiError::conflict(
+            "not_available",
+            format!("the artifact is {}", a.status),
+        ));
+    }
+    if let (Some(local), None) = (app.local.as_deref(), &a.render_ref) {
+        let key = artifacts::object_key(&app, &a).await?;
+        return super::objects::serve(
+            local,
+            &key,
+            &a.filename,
+            "private, no-cache".into(),
+            &headers,
+        )
+        .await;
+    }
+    let url = artifacts::delivery_url(&app, &a)
+        .await?
+        .ok_or_else(|| ApiError::internal("an available artifact without a URL"))?;
+    // DESIGN §5: a 302 (Found), which every client follows with a GET.
+    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+}
+
+#[derive(Serialize)]
+pub struct Manifest {
+    run_id: String,
+    artifacts: Vec<ArtifactView>,
+}
+
+pub async fn list_run(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(run_id): Path<String>,
+) -> ApiResult<Json<Manifest>> {
+    let run = RunId::parse(&run_id)?;
+    let mut views = Vec::new();
+    for a in artifacts::list_run(&app, &scope, &run).await? {
+        views.push(ArtifactView::with_url(&app, a).await?);
+    }
+    Ok(Json(Manifest {
+        run_id: run.to_string(),
+        artifacts: views,
+    }))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    scope.require_write()?;
+    artifacts::delete(&app, &scope, artifact_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct HoldBody {
+    hold: bool,
+}
+
+pub async fn legal_hold(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<HoldBody>,
+) -> ApiResult<Json<ArtifactView>> {
+    scope.require_write()?;
+    let a = artifacts::set_legal_hold(&app, &scope, artifact_id(&id)?, b.hold).await?;
+    Ok(Json(ArtifactView::with_url(&app, a).await?))
+}
+
+pub async fn lineage_chain(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let a = artifacts::get(&app, &scope, artifact_id(&id)?).await?;
+    let chain = artifacts::lineage_chain(&app, &scope, &a).await?;
+    let view = ArtifactView::new(a, None);
+    Ok(Json(
+        json!({ "artifact": view, "derived_from": nodes(chain) }),
+    ))
+}
+
+fn nodes(chain: Vec<LineageNode>) -> Vec<Value> {
+    chain
+        .into_iter()
+        .map(|n| match n {
+            LineageNode::Artifact(a, parents) => json!({
+                "type": "artifact",
+                "artifact": ArtifactView::new(*a, None),
+                "derived_from": nodes(parents),
+            }),
+            LineageNode::RawAsset(r) => json!({
+                "type": "raw_asset",
+                "raw_asset": RawAssetView::from(*r),
+            }),
+            LineageNode::Missing(id) => json!({ "type": "unavailable", "id": id }),
+        })
+        .collect()
+}
