@@ -70,7 +70,7 @@ async fn main() {
     let store = cairn::storage::s3::connect(&cfg, 8 * MIB).await.unwrap();
     println!(
         "upload of {mib} MiB to {} (nproc {})",
-        sdk.endpoint_url().unwrap_or("AWS"),
+        std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| "AWS S3".into()),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The S3 benchmark: starts a single-node Garage (as the tests do) and runs `cargo bench --bench
 # s3_upload` against it: a 1 GiB upload streamed through Cairn's store layer vs. straight to the
-# store with the SDK (MB/s, peak RSS). Set CAIRN_BENCH_UPLOAD_MIB to change the size.
+# store with the SDK (MB/s, peak RSS); then `--bench artifact_upload`: a 500 MiB artifact streamed
+# through a real `cairn serve` (PUT /artifacts/{id}/content) vs. the SDK. CAIRN_BENCH_UPLOAD_MIB and
+# CAIRN_BENCH_ARTIFACT_MIB change the sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n==> %s\n' "$*" >&2; }
@@ -9,3 +11,4 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 trap stop_garage EXIT
 start_garage
 cargo bench --bench s3_upload
+cargo bench --bench artifact_upload

@@ -37,6 +37,7 @@ pub struct Caller {
 pub struct Footprint {
     pub blobs: u64,
     pub assets: u64,
+    pub artifacts: u64,
     pub events: u64,
     pub objects: usize,
 }
@@ -204,6 +205,77 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn put_json(&self, who: &Caller, path: &str, body: &Value) -> Response {
+        self.request(who, Method::PUT, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /artifacts` with `run_id` r1, kind and content type from `ct`, and `extra` fields
+    /// merged over the defaults; returns the response.
+    pub async fn create_artifact(
+        &self,
+        who: &Caller,
+        ct: &str,
+        bytes: &[u8],
+        extra: Value,
+    ) -> Response {
+        let mut body = json!({
+            "run_id": "r1",
+            "kind": kind_of(ct),
+            "filename": format!("item.{}", ct.rsplit('/').next().unwrap()),
+            "content_type": ct,
+            "size_bytes": bytes.len(),
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.post(who, "/artifacts", &body).await
+    }
+
+    /// Creates an artifact and streams `bytes` through `PUT /artifacts/{id}/content`; returns
+    /// the available artifact.
+    pub async fn stream_artifact(
+        &self,
+        who: &Caller,
+        ct: &str,
+        bytes: &[u8],
+        extra: Value,
+    ) -> Value {
+        let res = self.create_artifact(who, ct, bytes, extra).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "{}",
+            res.text().await.unwrap()
+        );
+        let created: Value = res.json().await.unwrap();
+        let id = created["artifact"]["artifact_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = self.put_content(who, &id, bytes).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
+        let a: Value = res.json().await.unwrap();
+        assert_eq!(a["status"], "available");
+        a
+    }
+
+    pub async fn put_content(&self, who: &Caller, id: &str, bytes: &[u8]) -> Response {
+        self.request(who, Method::PUT, &format!("/artifacts/{id}/content"))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, who: &Caller, path: &str) -> Response {
         self.request(who, Method::GET, path).send().await.unwrap()
     }
@@ -336,6 +408,7 @@ impl TestApp {
         Footprint {
             blobs: entity::blob::Entity::find().count(db).await.unwrap(),
             assets: entity::raw_asset::Entity::find().count(db).await.unwrap(),
+            artifacts: entity::artifact::Entity::find().count(db).await.unwrap(),
             events: entity::dataset_event::Entity::find()
                 .count(db)
                 .await
@@ -350,6 +423,48 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The artifact kind that holds `ct` in these tests.
+pub fn kind_of(ct: &str) -> &'static str {
+    match ct {
+        "application/json" => "replay",
+        "application/zip" | "text/html" => "bundle",
+        c if c.starts_with("image/") => "image",
+        c if c.starts_with("video/") => "video",
+        c if c.starts_with("audio/") => "audio",
+        _ => "bundle",
+    }
+}
+
+/// `len` bytes (at least the signature) that really are of type `ct`, as far as Cairn checks.
+pub fn sample(ct: &str, len: usize) -> Vec<u8> {
+    let head: &[u8] = match ct {
+        "image/png" => b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        "image/jpeg" => b"\xff\xd8\xff\xe0\0\x10JFIF\0",
+        "image/gif" => b"GIF89a\x01\0\x01\0",
+        "image/webp" => b"RIFF\x24\0\0\0WEBPVP8 ",
+        "video/mp4" => b"\0\0\0\x18ftypmp42\0\0\0\0",
+        "video/webm" => b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81",
+        "audio/mpeg" => b"ID3\x04\0\0\0\0\0\0",
+        "audio/wav" => b"RIFF\x24\0\0\0WAVEfmt ",
+        "audio/ogg" => b"OggS\0\x02\0\0",
+        "application/zip" => b"PK\x03\x04\x14\0\0\0",
+        "application/json" => b"{\"k\": [1, 2, 3]}",
+        _ => b"<!doctype html><p>hi</p>",
+    };
+    let mut out = head.to_vec();
+    let mut i: u32 = 0;
+    while out.len() < len {
+        out.push((i.wrapping_mul(2654435761) >> 24) as u8);
+        i += 1;
+    }
+    if ct == "application/json" && len > head.len() {
+        // Keep JSON valid: pad with spaces.
+        out.truncate(head.len());
+        out.resize(len, b' ');
+    }
+    out
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

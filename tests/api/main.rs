@@ -4,6 +4,11 @@
 //! `CAIRN_TEST_POSTGRES_URL`). `scripts/test.sh` runs the suite on both.
 mod helpers;
 
+mod artifact_input;
+mod artifact_scope;
+mod artifacts_flow;
+mod artifacts_media;
+mod artifacts_s3;
 mod auth_scope;
 mod bad_input;
 mod cli;

@@ -24,7 +24,7 @@ async fn presign(app: &TestApp, who: &crate::helpers::Caller, bytes: &[u8]) -> V
 }
 
 /// Uploads the parts `which` (1-based) and returns `[{part_number, etag}]` for them.
-async fn put_parts(app: &TestApp, upload: &Value, bytes: &[u8], which: &[usize]) -> Vec<Value> {
+pub async fn put_parts(app: &TestApp, upload: &Value, bytes: &[u8], which: &[usize]) -> Vec<Value> {
     let part_size = upload["part_size"].as_u64().unwrap() as usize;
     let mut done = vec![];
     for part in upload["parts"].as_array().unwrap() {

@@ -217,6 +217,11 @@ async fn part_uploads_are_retried_with_backoff_through_injected_failures() {
     let (stream, sha) = body(size);
     let key = ObjectKey::parse("tenants/acme/dev/raw/retry/r.bin").unwrap();
     let ct = ContentType::parse("application/octet-stream").unwrap();
+    // The proxy fails connections, not requests: cut the idle pooled ones (start-up's
+    // HeadBucket) so that every request from here opens a new connection and meets a failure.
+    proxy.set_down(true);
+    proxy.set_down(false);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // More failures than the SDK's own three attempts: Cairn's backoff has to carry it.
     proxy.fail_next.store(4, Ordering::SeqCst);
     let got = app
