@@ -4,7 +4,9 @@
 //! `CAIRN_TEST_POSTGRES_URL`). `scripts/test.sh` runs the suite on both.
 mod helpers;
 
+mod artifact_bad_input;
 mod artifact_input;
+mod artifact_isolation;
 mod artifact_scope;
 mod artifacts_flow;
 mod artifacts_media;
