@@ -65,6 +65,43 @@ pub struct Settings {
     /// Allowed envs, comma-separated.
     #[arg(long, env = "CAIRN_ENVS", default_value = "dev,staging,prod")]
     pub envs: String,
+    /// CDN for delivery: a domain (`d111111abcdef8.cloudfront.net`, served over https) or a base
+    /// URL. Unset: Cairn's own `/cdn/` endpoint.
+    #[arg(long, env = "CAIRN_CDN_DOMAIN")]
+    pub cdn_domain: Option<String>,
+    /// CloudFront public key ids, comma-separated (several for rotation), paired in order with
+    /// `CAIRN_CLOUDFRONT_PRIVATE_KEY`. Set: private items get CloudFront signed URLs.
+    #[arg(long, env = "CAIRN_CLOUDFRONT_KEY_PAIR_ID")]
+    pub cloudfront_key_pair_id: Option<String>,
+    /// The private keys (RSA-2048 or ECDSA P-256): PEM text (one or more keys) or comma-separated
+    /// paths to PEM files, in the order of `CAIRN_CLOUDFRONT_KEY_PAIR_ID`.
+    #[arg(long, env = "CAIRN_CLOUDFRONT_PRIVATE_KEY", hide_env_values = true)]
+    pub cloudfront_private_key: Option<String>,
+    /// When each key may start signing (RFC 3339, comma-separated, in key order; empty: always).
+    /// The newest active key signs, so a new key can be deployed before CloudFront trusts it.
+    #[arg(long, env = "CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM")]
+    pub cloudfront_key_active_from: Option<String>,
+    /// Digest of CloudFront signatures: `SHA256` or `SHA1` (CloudFront's original).
+    #[arg(
+        long,
+        env = "CAIRN_CLOUDFRONT_HASH_ALGORITHM",
+        default_value = "SHA256"
+    )]
+    pub cloudfront_hash_algorithm: String,
+    /// `Domain` attribute of signed cookies (a parent of the CDN's and the API's host names);
+    /// unset: host-only cookies.
+    #[arg(long, env = "CAIRN_CDN_COOKIE_DOMAIN")]
+    pub cdn_cookie_domain: Option<String>,
+    /// CloudFront distribution to invalidate purged public items in.
+    #[arg(long, env = "CAIRN_CLOUDFRONT_DISTRIBUTION_ID")]
+    pub cloudfront_distribution_id: Option<String>,
+    /// CloudFront API endpoint (tests: a local emulator); AWS itself when unset.
+    #[arg(long, env = "AWS_ENDPOINT_URL_CLOUDFRONT")]
+    pub aws_endpoint_url_cloudfront: Option<String>,
+    /// Allowed browser origins (`https://app.example.com`, comma-separated, or `*`) for the API,
+    /// `/o/` and `/cdn/`.
+    #[arg(long, env = "CAIRN_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
 }
 
 /// Validated configuration.
@@ -81,6 +118,49 @@ pub struct Config {
     pub multipart_threshold: u64,
     pub jwt: JwtConfig,
     pub envs: Vec<String>,
+    pub cdn: CdnConfig,
+    pub cors_origins: CorsOrigins,
+}
+
+/// Where public items are served from and how private ones are signed.
+#[derive(Debug, Clone)]
+pub struct CdnConfig {
+    /// `scheme://host[/path]` without a trailing slash; `None`: Cairn's own `/cdn` endpoint.
+    pub base_url: Option<String>,
+    pub signing: CdnSigning,
+    pub cookie_domain: Option<String>,
+    pub invalidation: Option<InvalidationConfig>,
+}
+
+/// How private items are delivered.
+#[derive(Debug, Clone)]
+pub enum CdnSigning {
+    /// Presigned GETs of the object store.
+    Presigned,
+    /// CloudFront signed URLs and cookies.
+    CloudFront(CloudFrontKeys),
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudFrontKeys {
+    /// (key pair id, private key PEM, active from), in configuration order.
+    pub keys: Vec<(String, Secret, chrono::DateTime<chrono::Utc>)>,
+    pub hash: crate::cdn::signer::HashAlgorithm,
+}
+
+#[derive(Debug, Clone)]
+pub struct InvalidationConfig {
+    pub distribution_id: String,
+    /// `scheme://host[:port]` of a CloudFront-compatible API; AWS itself when `None`.
+    pub endpoint_url: Option<String>,
+}
+
+/// Browser origins allowed by CORS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    None,
+    Any,
+    List(Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +390,9 @@ impl Config {
             }
         };
 
+        let cdn = parse_cdn(s)?;
+        let cors_origins = parse_cors(s.cors_origins.as_deref())?;
+
         let config = Self {
             database_url: Secret::new(database_url),
             storage,
@@ -325,9 +408,266 @@ impl Config {
                 audience: s.jwt_audience.clone().filter(|v| !v.is_empty()),
             },
             envs,
+            cdn,
+            cors_origins,
         };
         Ok(config)
     }
+}
+
+fn parse_cdn(s: &Settings) -> Result<CdnConfig, ConfigError> {
+    fn nonempty(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let base_url = match nonempty(&s.cdn_domain) {
+        None => None,
+        Some(d) => {
+            let url = if d.contains("://") {
+                d.trim_end_matches('/').to_owned()
+            } else {
+                format!("https://{}", d.trim_end_matches('/'))
+            };
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| invalid("CAIRN_CDN_DOMAIN", "must be a domain or an http(s) URL"))?;
+            if rest.is_empty()
+                || rest.starts_with('/')
+                || rest.contains(['?', '#', ' '])
+                || rest.chars().any(char::is_control)
+            {
+                return Err(invalid(
+                    "CAIRN_CDN_DOMAIN",
+                    format!("`{d}` is not a domain or a base URL"),
+                ));
+            }
+            Some(url)
+        }
+    };
+    // Empty (settings built in code): the default.
+    let hash = match s.cloudfront_hash_algorithm.trim() {
+        "" => crate::cdn::signer::HashAlgorithm::Sha256,
+        h => crate::cdn::signer::HashAlgorithm::parse(h)
+            .ok_or_else(|| invalid("CAIRN_CLOUDFRONT_HASH_ALGORITHM", "must be SHA1 or SHA256"))?,
+    };
+    let signing = match (
+        nonempty(&s.cloudfront_key_pair_id),
+        nonempty(&s.cloudfront_private_key),
+    ) {
+        (None, None) => CdnSigning::Presigned,
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                var: "CAIRN_CLOUDFRONT_PRIVATE_KEY",
+                why:
+                    "CAIRN_CLOUDFRONT_KEY_PAIR_ID is set; CloudFront signing needs its private key"
+                        .into(),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                var: "CAIRN_CLOUDFRONT_KEY_PAIR_ID",
+                why: "CAIRN_CLOUDFRONT_PRIVATE_KEY is set; CloudFront signing needs the key's id"
+                    .into(),
+            })
+        }
+        (Some(ids), Some(keys)) => CdnSigning::CloudFront(parse_cloudfront_keys(
+            ids,
+            keys,
+            nonempty(&s.cloudfront_key_active_from),
+            hash,
+        )?),
+    };
+    let cookie_domain = match nonempty(&s.cdn_cookie_domain) {
+        None => None,
+        Some(d) => {
+            let d = d.trim_start_matches('.');
+            let ok = !d.is_empty()
+                && d.split('.').all(|l| {
+                    !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !ok {
+                return Err(invalid(
+                    "CAIRN_CDN_COOKIE_DOMAIN",
+                    format!("`{d}` is not a domain"),
+                ));
+            }
+            Some(d.to_ascii_lowercase())
+        }
+    };
+    let invalidation = match nonempty(&s.cloudfront_distribution_id) {
+        None => None,
+        Some(id) => {
+            if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(invalid(
+                    "CAIRN_CLOUDFRONT_DISTRIBUTION_ID",
+                    format!("`{id}` is not a distribution id"),
+                ));
+            }
+            let endpoint_url = match nonempty(&s.aws_endpoint_url_cloudfront) {
+                None => None,
+                Some(u) => {
+                    crate::storage::s3::Endpoint::parse(Some(u), "", true)
+                        .map_err(|why| invalid("AWS_ENDPOINT_URL_CLOUDFRONT", why))?;
+                    Some(u.trim_end_matches('/').to_owned())
+                }
+            };
+            Some(InvalidationConfig {
+                distribution_id: id.to_owned(),
+                endpoint_url,
+            })
+        }
+    };
+    Ok(CdnConfig {
+        base_url,
+        signing,
+        cookie_domain,
+        invalidation,
+    })
+}
+
+/// Keys as PEM text (one or more blocks) or comma-separated paths; ids and activation times are
+/// comma-separated in the same order. Each key is parsed here so that a bad one stops start-up.
+fn parse_cloudfront_keys(
+    ids: &str,
+    keys: &str,
+    active_from: Option<&str>,
+    hash: crate::cdn::signer::HashAlgorithm,
+) -> Result<CloudFrontKeys, ConfigError> {
+    const KEYS: &str = "CAIRN_CLOUDFRONT_PRIVATE_KEY";
+    let ids: Vec<&str> = ids.split(',').map(str::trim).collect();
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(invalid(
+            "CAIRN_CLOUDFRONT_KEY_PAIR_ID",
+            "must list CloudFront public key ids (letters and digits), comma-separated",
+        ));
+    }
+    let pems: Vec<String> = if keys.contains("-----BEGIN") {
+        pem_blocks(keys)
+    } else {
+        keys.split(',')
+            .map(str::trim)
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| invalid(KEYS, format!("cannot read `{path}`: {e}")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    if pems.len() != ids.len() {
+        return Err(invalid(
+            KEYS,
+            format!(
+                "{} key(s) for {} key pair id(s) in CAIRN_CLOUDFRONT_KEY_PAIR_ID",
+                pems.len(),
+                ids.len()
+            ),
+        ));
+    }
+    let times: Vec<chrono::DateTime<chrono::Utc>> = match active_from {
+        None => vec![chrono::DateTime::UNIX_EPOCH; ids.len()],
+        Some(list) => {
+            let times: Vec<_> = list
+                .split(',')
+                .map(str::trim)
+                .map(|t| {
+                    if t.is_empty() {
+                        Ok(chrono::DateTime::UNIX_EPOCH)
+                    } else {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .map(|t| t.with_timezone(&chrono::Utc))
+                            .map_err(|e| {
+                                invalid("CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM", format!("`{t}`: {e}"))
+                            })
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            if times.len() != ids.len() {
+                return Err(invalid(
+                    "CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM",
+                    "must list one time (or nothing) per key pair id",
+                ));
+            }
+            times
+        }
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for ((id, pem), from) in ids.iter().zip(pems).zip(times) {
+        if out
+            .iter()
+            .any(|(seen, _, _): &(String, Secret, _)| seen == id)
+        {
+            return Err(invalid(
+                "CAIRN_CLOUDFRONT_KEY_PAIR_ID",
+                format!("`{id}` is listed twice"),
+            ));
+        }
+        crate::cdn::signer::SigningKey::from_pem(id, pem.as_bytes(), from)
+            .map_err(|e| invalid(KEYS, format!("key `{id}`: {e}")))?;
+        out.push(((*id).to_owned(), Secret::new(pem), from));
+    }
+    Ok(CloudFrontKeys { keys: out, hash })
+}
+
+/// The PEM blocks in `text`, each from its `-----BEGIN` line to its `-----END ...-----` line.
+fn pem_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN") {
+        // `openssl ecparam -genkey` writes the curve's parameters before the key.
+        if rest[start..].starts_with("-----BEGIN EC PARAMETERS-----") {
+            match rest[start..].find("-----END EC PARAMETERS-----") {
+                Some(end) => {
+                    rest = &rest[start + end + 27..];
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let from = &rest[start..];
+        let Some(end) = from.find("-----END") else {
+            out.push(from.to_owned());
+            break;
+        };
+        let tail = &from[end + 8..];
+        let close = tail
+            .find("-----")
+            .map(|i| end + 8 + i + 5)
+            .unwrap_or(from.len());
+        out.push(from[..close].to_owned());
+        rest = &from[close..];
+    }
+    out
+}
+
+fn parse_cors(v: Option<&str>) -> Result<CorsOrigins, ConfigError> {
+    const VAR: &str = "CAIRN_CORS_ORIGINS";
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(CorsOrigins::None);
+    };
+    if v == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut list = Vec::new();
+    for o in v.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let o = o.trim_end_matches('/');
+        let host = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+            .ok_or_else(|| invalid(VAR, format!("`{o}` is not an http(s) origin")))?;
+        if host.is_empty()
+            || host.contains(['/', '?', '#', ' ', '*'])
+            || host.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                VAR,
+                format!("`{o}` is not an origin (scheme://host[:port]) or `*`"),
+            ));
+        }
+        list.push(o.to_ascii_lowercase());
+    }
+    Ok(CorsOrigins::List(list))
 }
 
 fn parse_u64(var: &'static str, v: &str) -> Result<u64, ConfigError> {

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 pub mod app;
 pub mod auth;
+pub mod cdn;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,0 +1,201 @@
+//! Which URL a client gets for an object (DESIGN §6):
+//! - a public item: `<CDN base>/<key>`, unsigned and never expiring, where the base is
+//!   `CAIRN_CDN_DOMAIN` or Cairn's own `/cdn` endpoint;
+//! - a private item: a CloudFront signed URL when CloudFront keys are configured, else the object
+//!   store's presigned GET.
+//!
+//! Download URLs carry `response-content-disposition` with the item's own filename (S3 answers
+//! with that header, CloudFront forwards the parameter to S3), so items that share a stored
+//! object (dedup) still download under their own names.
+use chrono::{DateTime, Utc};
+
+use super::signer::{KeyError, SignError, SignedPolicy, Signer, SigningKey, Verifier};
+use crate::{
+    config::{CdnConfig, CdnSigning},
+    domain::{Filename, ObjectKey},
+    storage::{content_disposition, ObjectStore, StoreError},
+};
+
+/// The query parameter that names the download (S3's response header override).
+pub const DISPOSITION_PARAM: &str = "response-content-disposition";
+
+/// Delivery settings and the CloudFront signer, built once at start-up.
+pub struct Cdn {
+    /// `scheme://host[/path]` of the CDN, without a trailing slash.
+    base: String,
+    /// `base` is Cairn's own `/cdn` endpoint.
+    own: bool,
+    signer: Option<Signer>,
+    verifier: Option<Verifier>,
+    cookie_domain: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+impl Cdn {
+    /// `public_url`: the base of Cairn's own URLs (the `/cdn` endpoint's when no CDN is set).
+    pub fn new(cfg: &CdnConfig, public_url: &str, now: DateTime<Utc>) -> Result<Self, KeyError> {
+        let (base, own) = match &cfg.base_url {
+            Some(b) => (b.clone(), false),
+            None => (format!("{}/cdn", public_url.trim_end_matches('/')), true),
+        };
+        let signer = match &cfg.signing {
+            CdnSigning::Presigned => None,
+            CdnSigning::CloudFront(keys) => {
+                let keys = keys
+                    .keys
+                    .iter()
+                    .map(|(id, pem, from)| SigningKey::from_pem(id, pem.expose().as_bytes(), *from))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let signer = Signer::new(keys, cfg_hash(cfg))?;
+                if let Err(e) = signer.active(now) {
+                    return Err(KeyError::Unsupported(e.to_string()));
+                }
+                Some(signer)
+            }
+        };
+        let verifier = signer.as_ref().map(Signer::verifier);
+        Ok(Self {
+            base,
+            own,
+            signer,
+            verifier,
+            cookie_domain: cfg.cookie_domain.clone(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether the CDN is Cairn's own `/cdn` endpoint.
+    pub fn is_own(&self) -> bool {
+        self.own
+    }
+
+    pub fn signer(&self) -> Option<&Signer> {
+        self.signer.as_ref()
+    }
+
+    /// The public halves of the CloudFront keys, for the `/cdn` endpoint.
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.verifier.as_ref()
+    }
+
+    pub fn cookie_domain(&self) -> Option<&str> {
+        self.cookie_domain.as_deref()
+    }
+
+    /// `<base>/<key>`, the key percent-encoded per segment: a public item's URL.
+    pub fn object_url(&self, key: &ObjectKey) -> String {
+        format!("{}/{}", self.base, key.url_path())
+    }
+
+    /// The object's URL naming the download `filename`.
+    pub fn download_url(&self, key: &ObjectKey, filename: &Filename) -> String {
+        format!(
+            "{}?{DISPOSITION_PARAM}={}",
+            self.object_url(key),
+            query_encode(&content_disposition(filename.as_str()))
+        )
+    }
+
+    /// The URL covering every object whose key starts with `prefix` (a custom policy's resource).
+    pub fn prefix_resource(&self, prefix: &str) -> String {
+        let path: Vec<String> = prefix
+            .split('/')
+            .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+            .collect();
+        format!("{}/{}*", self.base, path.join("/"))
+    }
+
+    /// One signed policy for every object under `prefix` until `expires` (one signing
+    /// operation), or `None` without CloudFront keys.
+    pub fn sign_prefix(
+        &self,
+        prefix: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PrefixGrant>, SignError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let policy = super::signer::Policy {
+            resource: self.prefix_resource(prefix),
+            date_less_than: expires.timestamp(),
+            date_greater_than: None,
+            ip_address: None,
+        };
+        Ok(Some(PrefixGrant {
+            prefix: prefix.to_owned(),
+            signed: signer.sign_custom(policy, now)?,
+        }))
+    }
+
+    /// A private object's download URL until `expires_at`: a canned-policy CloudFront URL with
+    /// CloudFront keys, else the store's presigned GET.
+    pub async fn private_url(
+        &self,
+        store: &dyn ObjectStore,
+        key: &ObjectKey,
+        filename: &Filename,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<String, DeliveryError> {
+        match &self.signer {
+            Some(signer) => {
+                let url = self.download_url(key, filename);
+                let signed = signer.sign_canned(&url, expires_at.timestamp(), now)?;
+                Ok(signed.apply(&url))
+            }
+            None => Ok(store.presign_download(key, filename, expires_at).await?),
+        }
+    }
+}
+
+fn cfg_hash(cfg: &CdnConfig) -> super::signer::HashAlgorithm {
+    match &cfg.signing {
+        CdnSigning::CloudFront(k) => k.hash,
+        CdnSigning::Presigned => super::signer::HashAlgorithm::Sha256,
+    }
+}
+
+/// A custom policy signed once for a key prefix (a run's objects), applied to many URLs.
+#[derive(Debug, Clone)]
+pub struct PrefixGrant {
+    prefix: String,
+    pub signed: SignedPolicy,
+}
+
+impl PrefixGrant {
+    /// Whether the grant's policy covers `key`.
+    pub fn covers(&self, key: &ObjectKey) -> bool {
+        key.as_str().starts_with(&self.prefix)
+    }
+
+    /// A signed download URL for a covered key; no signing happens here.
+    pub fn url(&self, cdn: &Cdn, key: &ObjectKey, filename: &Filename) -> String {
+        self.signed.apply(&cdn.download_url(key, filename))
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        self.signed.policy.date_less_than
+    }
+}
+
+/// RFC 3986 unreserved characters stay; everything else is encoded (as in keys).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn query_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
