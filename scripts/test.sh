@@ -8,6 +8,10 @@
 # `postgresql` package is installed when missing) and removed afterwards.
 # S3: a single-node Garage ($GARAGE_VERSION, installed with `cargo install` when missing) on free
 # loopback ports with a temp data dir (infra/garage/garage.toml), stopped when done.
+# Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the CloudFront
+# reference vectors regenerated with botocore and compared with the committed ones, and
+# `cargo deny` (bans: the `rsa` crate stays out; advisories: the RustSec database, when it can be
+# fetched). Missing tools are installed (pip, cargo install).
 # With CI=true a backend that cannot be brought up fails the run; it is never skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +89,37 @@ start_throwaway_postgres() {
     PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
     export PATH="$PG_BIN:$PATH"
 }
+
+pip_install() {
+    log "installing $* (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "$@" >&2
+}
+
+static_checks() {
+    log "cfn-lint infra/cloudformation"
+    command -v cfn-lint >/dev/null 2>&1 || pip_install cfn-lint || die "cannot install cfn-lint"
+    cfn-lint infra/cloudformation/*.yaml || die "cfn-lint found errors in infra/cloudformation"
+
+    log "CloudFront reference vectors against botocore"
+    python3 -c 'import botocore, cryptography' 2>/dev/null || pip_install botocore cryptography ||
+        die "cannot install botocore and cryptography"
+    python3 scripts/cloudfront-vectors.py --check || die "tests/fixtures/cloudfront/vectors.json differs from botocore's output"
+
+    log "cargo deny"
+    if ! cargo deny --version >/dev/null 2>&1; then
+        log "installing cargo-deny (cargo install; cached in ~/.cargo/bin)"
+        cargo install --locked cargo-deny >&2 || die "cannot install cargo-deny"
+    fi
+    cargo deny --log-level error check bans || die "cargo deny: banned crates in the graph"
+    if cargo deny --log-level error fetch db >/dev/null 2>&1; then
+        cargo deny --log-level error check --disable-fetch advisories ||
+            die "cargo deny: open RustSec advisories"
+    else
+        # This workplace reaches package registries only; the database lives in a git repository.
+        log "WARNING: the RustSec advisory database could not be fetched; advisories NOT checked"
+    fi
+}
+static_checks
 
 log "SQLite catalog + local object store"
 CAIRN_TEST_STORAGE=local suite sqlite

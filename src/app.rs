@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{
     auth::Verifier,
+    cdn::Cdn,
     config::Config,
     domain::artifacts::{verify::VerifyQueue, Changes},
     storage::{local::LocalStore, ObjectStore},
@@ -17,6 +18,8 @@ pub struct App {
     /// The local backend, when it is the store: it also serves the `/o/` endpoint.
     pub local: Option<Arc<LocalStore>>,
     pub config: Config,
+    /// Delivery URLs and CloudFront signing.
+    pub cdn: Cdn,
     /// The base of URLs for Cairn's own endpoints, without a trailing slash.
     pub public_url: String,
     pub verifier: Verifier,

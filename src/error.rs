@@ -161,3 +161,15 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::cdn::DeliveryError> for ApiError {
+    fn from(e: crate::cdn::DeliveryError) -> Self {
+        match e {
+            crate::cdn::DeliveryError::Store(e) => e.into(),
+            // Start-up refuses a configuration without an active key, so this is a bug.
+            crate::cdn::DeliveryError::Sign(e) => {
+                Self::internal(format!("CloudFront signing: {e}"))
+            }
+        }
+    }
+}

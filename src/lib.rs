@@ -96,12 +96,15 @@ impl Application {
             (StorageConfig::S3(_), None) => anyhow::bail!("the S3 store was not connected"),
         };
         let verifier = auth::Verifier::new(&config.jwt).context("CAIRN_JWT_PUBLIC_KEY")?;
+        let cdn = cdn::Cdn::new(&config.cdn, &public_url, chrono::Utc::now())
+            .context("CAIRN_CLOUDFRONT_PRIVATE_KEY")?;
         let (verify_queue, verify_rx) = VerifyQueue::new();
         let state = AppState(Arc::new(App {
             db,
             store,
             local,
             config,
+            cdn,
             public_url,
             verifier,
             metrics: http::metrics::handle(),
@@ -129,9 +132,13 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), public_url = %self.state.public_url, "cairn listening");
         let router = http::router(self.state.clone());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // The peer address is what CloudFront-style `IpAddress` conditions check on `/cdn/`.
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         self.state.db.clone().close().await.ok();
         tracing::info!("cairn stopped");
         Ok(())

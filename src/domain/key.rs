@@ -38,6 +38,22 @@ impl ObjectKey {
         ))
     }
 
+    /// The prefix of a run's private artifact keys: `tenants/<tenant_id>/<env>/runs/<run_id>/`.
+    /// A CloudFront policy for `<prefix>*` covers every private artifact the run stored itself.
+    pub fn run_prefix(tenant: &TenantId, env: &Env, run: &RunId) -> String {
+        format!("tenants/{tenant}/{env}/runs/{run}/")
+    }
+
+    /// The file name the key ends with.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// Whether the key is under `public/`, which the CDN serves unsigned.
+    pub fn is_public(&self) -> bool {
+        self.0.starts_with("public/")
+    }
+
     /// A key as it arrives in a URL path: non-empty, at most 1024 bytes, no empty, `.` or `..`
     /// segments, no control characters. Its signature is checked separately.
     pub fn parse(s: &str) -> Option<Self> {
@@ -107,6 +123,12 @@ mod tests {
         );
         let public = ObjectKey::artifact(&t, &e, &r, Kind::Image, Visibility::Public, id, &f);
         assert_eq!(public.as_str(), format!("public/{private}"));
+        assert!(public.is_public() && !private.is_public());
+        let prefix = ObjectKey::run_prefix(&t, &e, &r);
+        assert_eq!(prefix, "tenants/acme/prod/runs/run-7/");
+        assert!(private.as_str().starts_with(&prefix));
+        assert!(!public.as_str().starts_with(&prefix));
+        assert_eq!(private.file_name(), "hero.png");
     }
 
     #[test]

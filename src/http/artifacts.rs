@@ -586,13 +586,13 @@ pub async fn get_content(
         return super::objects::serve(
             local,
             &key,
-            &a.filename,
+            Some(crate::storage::content_disposition(&a.filename)),
             "private, no-cache".into(),
             &headers,
         )
         .await;
     }
-    let url = artifacts::delivery_url(&app, &a)
+    let url = artifacts::download_url(&app, &a)
         .await?
         .ok_or_else(|| ApiError::internal("an available artifact without a URL"))?;
     // DESIGN §5: a 302 (Found), which every client follows with a GET.
@@ -605,20 +605,65 @@ pub struct Manifest {
     artifacts: Vec<ArtifactView>,
 }
 
+/// `GET /runs/{run_id}/artifacts`: the player's manifest, every URL ready to fetch.
 pub async fn list_run(
     State(app): State<AppState>,
     scope: Scope,
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<Manifest>> {
     let run = RunId::parse(&run_id)?;
-    let mut views = Vec::new();
-    for a in artifacts::list_run(&app, &scope, &run).await? {
-        views.push(ArtifactView::with_url(&app, a).await?);
-    }
+    let views = artifacts::manifest(&app, &scope, &run)
+        .await?
+        .into_iter()
+        .map(|(a, url)| ArtifactView::new(a, url))
+        .collect();
     Ok(Json(Manifest {
         run_id: run.to_string(),
         artifacts: views,
     }))
+}
+
+/// `POST /runs/{run_id}/cdn-cookies`: CloudFront signed cookies for every private object of the
+/// run (the manifest's policy), as `Set-Cookie` headers and in the body for non-browser players.
+pub async fn cdn_cookies(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(run_id): Path<String>,
+) -> ApiResult<Response> {
+    let run = RunId::parse(&run_id)?;
+    let g = artifacts::run_grant(&app, &scope, &run).await?;
+    let secure = app.cdn.base().starts_with("https://");
+    let max_age = (g.expires_at - Utc::now()).num_seconds().max(0);
+    let mut attrs = format!("Path={}; Max-Age={max_age}", g.path);
+    if let Some(d) = app.cdn.cookie_domain() {
+        attrs.push_str(&format!("; Domain={d}"));
+    }
+    // The player is usually on another site than the CDN: cross-site cookies need
+    // `SameSite=None`, which browsers accept only with `Secure`.
+    attrs.push_str(if secure {
+        "; Secure; HttpOnly; SameSite=None"
+    } else {
+        "; HttpOnly; SameSite=Lax"
+    });
+    let cookies = g.grant.signed.cookies();
+    let mut res = Json(json!({
+        "run_id": run.to_string(),
+        "resource": g.grant.signed.policy.resource,
+        "expires_at": g.expires_at,
+        "path": g.path,
+        "cookies": cookies.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+    }))
+    .into_response();
+    for (name, value) in cookies {
+        let v = header::HeaderValue::from_str(&format!("{name}={value}; {attrs}"))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }
 
 pub async fn delete(

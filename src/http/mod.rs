@@ -10,6 +10,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::{app::AppState, error::ApiError};
 
 pub mod artifacts;
+pub mod cdn;
+mod cors;
 pub mod health;
 pub mod json;
 pub mod metrics;
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts/{id}/legal-hold", put(artifacts::legal_hold))
         .route("/artifacts/{id}/lineage", get(artifacts::lineage_chain))
         .route("/runs/{run_id}/artifacts", get(artifacts::list_run))
+        .route("/runs/{run_id}/cdn-cookies", post(artifacts::cdn_cookies))
         .nest("/storage/raw", raw.clone())
         .nest("/nexus/raw", raw)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
@@ -60,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
+    // Cairn's own CDN endpoint: public objects for anyone, private ones with a CloudFront grant.
+    app = app.route("/cdn/{*key}", get(cdn::get));
     if state.local.is_some() {
         // Uploads stream with their own size checks; the JSON limit does not apply.
         app = app.merge(
@@ -69,11 +74,17 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable()),
         );
     }
-    app.fallback(|| async { ApiError::not_found() })
+    let mut app = app
+        .fallback(|| async { ApiError::not_found() })
         .route_layer(middleware::from_fn(trace::remember_route))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("handler panicked"))
-        }))
-        .layer(middleware::from_fn(trace::layer))
+        }));
+    // Inside the trace layer, so that refused preflights are logged with a trace id, and
+    // outside everything else, so that error answers carry CORS headers too.
+    if let Some(cors) = cors::layer(&state.config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn(trace::layer))
         .with_state(state)
 }

@@ -203,19 +203,19 @@ pub async fn get(
     serve(
         store,
         &key,
-        filename,
+        Some(content_disposition(filename)),
         format!("private, max-age={max_age}"),
         &headers,
     )
     .await
 }
 
-/// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (as `filename`)
+/// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (when given)
 /// and `Range`/`If-Range`/`If-None-Match` support.
 pub async fn serve(
     store: &LocalStore,
     key: &ObjectKey,
-    filename: &str,
+    disposition: Option<String>,
     cache_control: String,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
@@ -225,8 +225,10 @@ pub async fn serve(
     let mut res = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, cache_control)
-        .header(header::CONTENT_DISPOSITION, content_disposition(filename));
+        .header(header::CACHE_CONTROL, cache_control);
+    if let Some(d) = disposition {
+        res = res.header(header::CONTENT_DISPOSITION, d);
+    }
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -186,6 +186,20 @@ pub trait ObjectStore: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError>;
 
+    /// A GET URL for `key` until `expires_at`, answering with `Content-Disposition:
+    /// disposition` when given (the `/cdn/` endpoint redirects to it). Stores whose objects
+    /// Cairn serves itself have none.
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        _disposition: Option<&str>,
+        _expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        Err(StoreError::Other(format!(
+            "this store serves {key} itself; it has no presigned GET"
+        )))
+    }
+
     /// The object's stable URI (`s3://bucket/key`, `local:///key`) recorded in the catalog.
     fn uri(&self, key: &ObjectKey) -> String;
 

@@ -443,20 +443,23 @@ impl ObjectStore for S3Store {
         filename: &Filename,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let now = Utc::now();
         let disposition = super::content_disposition(filename.as_str());
-        self.presign_url(
-            "GET",
-            key,
-            &[
-                ("x-id", "GetObject"),
-                ("response-content-disposition", &disposition),
-            ],
-            &[],
-            seconds_until(expires_at, now),
-            now,
-        )
-        .await
+        self.presign_get(key, Some(&disposition), expires_at).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        disposition: Option<&str>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let now = Utc::now();
+        let mut query = vec![("x-id", "GetObject")];
+        if let Some(d) = disposition {
+            query.push(("response-content-disposition", d));
+        }
+        self.presign_url("GET", key, &query, &[], seconds_until(expires_at, now), now)
+            .await
     }
 
     fn uri(&self, key: &ObjectKey) -> String {

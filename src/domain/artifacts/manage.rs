@@ -1,53 +1,15 @@
-//! Reading and managing artifacts: delivery URLs, the run manifest, lineage, soft delete and
-//! legal hold.
+//! Managing artifacts: lineage, soft delete and legal hold.
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use entity::{artifact, raw_asset};
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::settle::ev;
 use super::*;
 use crate::domain::catalog_time;
-
-/// Where a client fetches the artifact's bytes, when it has any to fetch: the render a
-/// render-ref preview points at, or a signed GET of the object that carries the artifact's own
-/// filename (also when its blob is shared).
-pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
-    if let Some(r) = &a.render_ref {
-        return Ok(Some(r.clone()));
-    }
-    if a.status != artifact::STATUS_AVAILABLE {
-        return Ok(None);
-    }
-    let blob = blob_of(app, a).await?;
-    let key = catalog_key(&blob.key)?;
-    let filename =
-        Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))?;
-    let expires_at =
-        catalog_time(Utc::now()) + Duration::seconds(app.config.presign_ttl_secs as i64);
-    Ok(Some(
-        app.store
-            .presign_download(&key, &filename, expires_at)
-            .await?,
-    ))
-}
-
-/// The run's artifacts (not deleted) in creation order, with their blobs' keys.
-pub async fn list_run(app: &App, scope: &Scope, run: &RunId) -> ApiResult<Vec<artifact::Model>> {
-    Ok(artifact::Entity::find()
-        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
-        .filter(artifact::Column::Env.eq(scope.env.as_str()))
-        .filter(artifact::Column::RunId.eq(run.as_str()))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
-        .order_by_asc(artifact::Column::ArtifactId)
-        .all(&app.db)
-        .await?)
-}
 
 /// Soft delete: the artifact becomes invisible to reads; the lifecycle sweep purges it (and its
 /// object, once no other item references the blob) after the grace period. Legal hold refuses.

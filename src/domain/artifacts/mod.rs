@@ -26,6 +26,7 @@ use crate::{
 mod complete;
 mod content;
 mod create;
+mod delivery;
 mod manage;
 mod settle;
 pub mod verify;
@@ -34,7 +35,8 @@ mod watch;
 pub use complete::complete;
 pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
-pub use manage::{delete, delivery_url, lineage_chain, list_run, set_legal_hold, LineageNode};
+pub use delivery::{delivery_url, download_url, manifest, run_grant, RunGrant};
+pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
 pub use watch::{wait, Changes};
 
 /// `Cache-Control` of public objects: keys never repeat, so the CDN may keep them forever.

@@ -1,0 +1,186 @@
+//! Delivery URLs of artifacts (DESIGN §6): one item's URL, the run manifest (one CloudFront
+//! policy for the whole run), and the grant behind a run's signed cookies.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{artifact, blob};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::*;
+use crate::{cdn::PrefixGrant, domain::catalog_time};
+
+fn filename_of(a: &artifact::Model) -> ApiResult<Filename> {
+    Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))
+}
+
+fn ttl(app: &App) -> Duration {
+    Duration::seconds(app.config.presign_ttl_secs as i64)
+}
+
+/// The URL of an available artifact stored at `key`: a public one's CDN URL; a private one's
+/// signed URL, taken from `grant` when it covers the key (no signing), else signed on its own.
+async fn item_url(
+    app: &App,
+    a: &artifact::Model,
+    key: &ObjectKey,
+    grant: Option<&PrefixGrant>,
+    now: DateTime<Utc>,
+) -> ApiResult<String> {
+    if visibility_of(a) == Visibility::Public {
+        return Ok(app.cdn.object_url(key));
+    }
+    let filename = filename_of(a)?;
+    if let Some(g) = grant.filter(|g| g.covers(key)) {
+        return Ok(g.url(&app.cdn, key, &filename));
+    }
+    Ok(app
+        .cdn
+        .private_url(&*app.store, key, &filename, now + ttl(app), now)
+        .await?)
+}
+
+/// Where a client fetches the artifact's bytes, when it has any to fetch: the render a
+/// render-ref preview points at, or the object's delivery URL (public: the CDN URL; private: a
+/// signed URL that downloads under the artifact's own filename, also when its blob is shared).
+pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+    if let Some(r) = &a.render_ref {
+        return Ok(Some(r.clone()));
+    }
+    if a.status != artifact::STATUS_AVAILABLE {
+        return Ok(None);
+    }
+    let key = catalog_key(&blob_of(app, a).await?.key)?;
+    let now = catalog_time(Utc::now());
+    item_url(app, a, &key, None, now).await.map(Some)
+}
+
+/// The URL `GET /artifacts/{id}/content` redirects to: like [`delivery_url`], and for a public
+/// item the CDN URL naming the artifact's own filename.
+pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+    if a.render_ref.is_none()
+        && a.status == artifact::STATUS_AVAILABLE
+        && visibility_of(a) == Visibility::Public
+    {
+        let key = catalog_key(&blob_of(app, a).await?.key)?;
+        return Ok(Some(app.cdn.download_url(&key, &filename_of(a)?)));
+    }
+    delivery_url(app, a).await
+}
+
+/// The run's artifacts (not deleted) in creation order, each with its delivery URL. With
+/// CloudFront keys, one custom policy for the run's prefix is signed (only when the run has a
+/// private item to deliver) and reused for every private URL it covers.
+pub async fn manifest(
+    app: &App,
+    scope: &Scope,
+    run: &RunId,
+) -> ApiResult<Vec<(artifact::Model, Option<String>)>> {
+    let items = artifact::Entity::find()
+        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(artifact::Column::Env.eq(scope.env.as_str()))
+        .filter(artifact::Column::RunId.eq(run.as_str()))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .order_by_asc(artifact::Column::ArtifactId)
+        .all(&app.db)
+        .await?;
+    let deliverable = |a: &artifact::Model| {
+        a.render_ref.is_none() && a.status == artifact::STATUS_AVAILABLE && a.blob_id.is_some()
+    };
+    let blob_ids: Vec<Uuid> = items
+        .iter()
+        .filter(|a| deliverable(a))
+        .filter_map(|a| a.blob_id)
+        .collect();
+    let mut keys: HashMap<Uuid, ObjectKey> = HashMap::new();
+    // Bounded `IN` lists: Postgres and SQLite both take thousands of parameters, not unlimited.
+    for chunk in blob_ids.chunks(500) {
+        for b in blob::Entity::find()
+            .filter(blob::Column::Id.is_in(chunk.iter().copied()))
+            .all(&app.db)
+            .await?
+        {
+            keys.insert(b.id, catalog_key(&b.key)?);
+        }
+    }
+    let now = catalog_time(Utc::now());
+    let grant = if items
+        .iter()
+        .any(|a| deliverable(a) && visibility_of(a) == Visibility::Private)
+    {
+        app.cdn
+            .sign_prefix(
+                &ObjectKey::run_prefix(&scope.tenant, &scope.env, run),
+                now + ttl(app),
+                now,
+            )
+            .map_err(crate::cdn::DeliveryError::from)?
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for a in items {
+        let url = if let Some(r) = &a.render_ref {
+            Some(r.clone())
+        } else if deliverable(&a) {
+            let key = a
+                .blob_id
+                .and_then(|id| keys.get(&id))
+                .ok_or_else(|| ApiError::internal("artifact without blob"))?;
+            Some(item_url(app, &a, key, grant.as_ref(), now).await?)
+        } else {
+            None
+        };
+        out.push((a, url));
+    }
+    Ok(out)
+}
+
+/// A signed grant for every private object of a run, for signed cookies.
+pub struct RunGrant {
+    pub grant: PrefixGrant,
+    /// The cookies' `Path`: the URL path of the run's prefix on the CDN.
+    pub path: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The run's CloudFront grant (one signing operation). 404 when the run has no artifacts in the
+/// caller's tenant and env; 409 without CloudFront keys.
+pub async fn run_grant(app: &App, scope: &Scope, run: &RunId) -> ApiResult<RunGrant> {
+    let exists = artifact::Entity::find()
+        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
+        .filter(artifact::Column::Env.eq(scope.env.as_str()))
+        .filter(artifact::Column::RunId.eq(run.as_str()))
+        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .one(&app.db)
+        .await?
+        .is_some();
+    if !exists {
+        return Err(ApiError::not_found());
+    }
+    let now = catalog_time(Utc::now());
+    let expires_at = now + ttl(app);
+    let prefix = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
+    let grant = app
+        .cdn
+        .sign_prefix(&prefix, expires_at, now)
+        .map_err(crate::cdn::DeliveryError::from)?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "cdn_signing_disabled",
+                "signed cookies need CloudFront keys (CAIRN_CLOUDFRONT_KEY_PAIR_ID and \
+                 CAIRN_CLOUDFRONT_PRIVATE_KEY)",
+            )
+        })?;
+    let resource = app.cdn.prefix_resource(&prefix);
+    let path = resource
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .unwrap_or_else(|| "/".into())
+        .trim_end_matches('*')
+        .to_owned();
+    Ok(RunGrant {
+        grant,
+        path,
+        expires_at,
+    })
+}
