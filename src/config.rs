@@ -812,6 +812,147 @@ mod tests {
         }
     }
 
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/cloudfront/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn cdn_settings_name_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        type Change = fn(&mut Settings);
+        let cases: Vec<(&str, Change)> = vec![
+            ("CAIRN_CDN_DOMAIN is invalid", |s| {
+                s.cdn_domain = Some("ftp://cdn.example.com".into())
+            }),
+            ("CAIRN_CDN_DOMAIN is invalid", |s| {
+                s.cdn_domain = Some("https://cdn.example.com/x?y".into())
+            }),
+            ("CAIRN_CLOUDFRONT_PRIVATE_KEY is required", |s| {
+                s.cloudfront_key_pair_id = Some("K1".into())
+            }),
+            ("CAIRN_CLOUDFRONT_KEY_PAIR_ID is required", |s| {
+                s.cloudfront_private_key = Some(fixture("rsa-2048.pem"))
+            }),
+            (
+                "CAIRN_CLOUDFRONT_PRIVATE_KEY is invalid: 1 key(s) for 2",
+                |s| {
+                    s.cloudfront_key_pair_id = Some("K1,K2".into());
+                    s.cloudfront_private_key = Some(fixture("rsa-2048.pem"));
+                },
+            ),
+            ("CAIRN_CLOUDFRONT_PRIVATE_KEY is invalid: key `K1`", |s| {
+                s.cloudfront_key_pair_id = Some("K1".into());
+                s.cloudfront_private_key = Some(fixture("rsa-4096.pem"));
+            }),
+            ("CAIRN_CLOUDFRONT_PRIVATE_KEY is invalid: key `K1`", |s| {
+                s.cloudfront_key_pair_id = Some("K1".into());
+                s.cloudfront_private_key = Some(fixture("ecdsa-p384.pem"));
+            }),
+            (
+                "CAIRN_CLOUDFRONT_PRIVATE_KEY is invalid: cannot read",
+                |s| {
+                    s.cloudfront_key_pair_id = Some("K1".into());
+                    s.cloudfront_private_key = Some("/nonexistent/key.pem".into());
+                },
+            ),
+            ("CAIRN_CLOUDFRONT_KEY_PAIR_ID is invalid", |s| {
+                s.cloudfront_key_pair_id = Some("K 1".into());
+                s.cloudfront_private_key = Some(fixture("rsa-2048.pem"));
+            }),
+            (
+                "CAIRN_CLOUDFRONT_KEY_PAIR_ID is invalid: `K1` is listed twice",
+                |s| {
+                    s.cloudfront_key_pair_id = Some("K1,K1".into());
+                    s.cloudfront_private_key = Some(format!(
+                        "{},{}",
+                        fixture("rsa-2048.pem"),
+                        fixture("ecdsa-p256.pem")
+                    ));
+                },
+            ),
+            ("CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM is invalid", |s| {
+                s.cloudfront_key_pair_id = Some("K1".into());
+                s.cloudfront_private_key = Some(fixture("rsa-2048.pem"));
+                s.cloudfront_key_active_from = Some("tomorrow".into());
+            }),
+            ("CAIRN_CLOUDFRONT_HASH_ALGORITHM is invalid", |s| {
+                s.cloudfront_hash_algorithm = "MD5".into()
+            }),
+            ("CAIRN_CDN_COOKIE_DOMAIN is invalid", |s| {
+                s.cdn_cookie_domain = Some("example .com".into())
+            }),
+            ("CAIRN_CLOUDFRONT_DISTRIBUTION_ID is invalid", |s| {
+                s.cloudfront_distribution_id = Some("E12 3".into())
+            }),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT is invalid", |s| {
+                s.cloudfront_distribution_id = Some("E123".into());
+                s.aws_endpoint_url_cloudfront = Some("localhost:5000".into());
+            }),
+            ("CAIRN_CORS_ORIGINS is invalid", |s| {
+                s.cors_origins = Some("player.example.com".into())
+            }),
+            ("CAIRN_CORS_ORIGINS is invalid", |s| {
+                s.cors_origins = Some("https://*.example.com".into())
+            }),
+        ];
+        for (want, change) in cases {
+            let mut s = settings(dir.path());
+            change(&mut s);
+            let msg = err(&s);
+            assert!(msg.starts_with(want), "expected `{want}`: {msg}");
+        }
+    }
+
+    #[test]
+    fn cdn_settings_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.cdn.base_url, None);
+        assert!(matches!(c.cdn.signing, CdnSigning::Presigned));
+        assert_eq!(c.cors_origins, CorsOrigins::None);
+
+        s.cdn_domain = Some("d111111abcdef8.cloudfront.net/".into());
+        s.cors_origins = Some("https://App.example.com/, http://localhost:3000".into());
+        // Two keys: one inline PEM with the curve parameters `openssl ecparam` writes first,
+        // one by path; activation times in the same order.
+        let ec = std::fs::read_to_string(fixture("ecdsa-p256.pem")).unwrap();
+        let rsa = std::fs::read_to_string(fixture("rsa-2048.pem")).unwrap();
+        s.cloudfront_key_pair_id = Some("KEC, KRSA".into());
+        s.cloudfront_private_key = Some(format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{ec}{rsa}"
+        ));
+        s.cloudfront_key_active_from = Some(",2030-01-01T00:00:00Z".into());
+        s.cloudfront_hash_algorithm = "sha1".into();
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(
+            c.cdn.base_url.as_deref(),
+            Some("https://d111111abcdef8.cloudfront.net")
+        );
+        assert_eq!(
+            c.cors_origins,
+            CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        let CdnSigning::CloudFront(keys) = &c.cdn.signing else {
+            panic!("expected CloudFront signing");
+        };
+        assert_eq!(keys.hash, crate::cdn::signer::HashAlgorithm::Sha1);
+        let ids: Vec<&str> = keys.keys.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(ids, ["KEC", "KRSA"]);
+        assert_eq!(keys.keys[0].2, chrono::DateTime::UNIX_EPOCH);
+        assert_eq!(keys.keys[1].2.to_rfc3339(), "2030-01-01T00:00:00+00:00");
+        assert!(
+            !format!("{c:?}").contains("PRIVATE KEY"),
+            "keys leaked into Debug"
+        );
+    }
+
     #[test]
     fn local_mode_generates_a_private_secret_once() {
         let dir = tempfile::tempdir().unwrap();

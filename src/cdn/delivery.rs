@@ -199,3 +199,123 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 fn query_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CloudFrontKeys, Secret};
+
+    fn cfg(base: Option<&str>, keys: Option<Vec<(&str, &str, &str)>>) -> CdnConfig {
+        let signing = match keys {
+            None => CdnSigning::Presigned,
+            Some(keys) => CdnSigning::CloudFront(CloudFrontKeys {
+                keys: keys
+                    .into_iter()
+                    .map(|(id, file, from)| {
+                        let pem = std::fs::read_to_string(format!(
+                            "{}/tests/fixtures/cloudfront/{file}",
+                            env!("CARGO_MANIFEST_DIR")
+                        ))
+                        .unwrap();
+                        (
+                            id.to_owned(),
+                            Secret::new(pem),
+                            DateTime::parse_from_rfc3339(from).unwrap().to_utc(),
+                        )
+                    })
+                    .collect(),
+                hash: super::super::signer::HashAlgorithm::Sha256,
+            }),
+        };
+        CdnConfig {
+            base_url: base.map(str::to_owned),
+            signing,
+            cookie_domain: None,
+            invalidation: None,
+        }
+    }
+
+    #[test]
+    fn urls_on_the_cdn() {
+        let own = Cdn::new(&cfg(None, None), "http://127.0.0.1:8080/", Utc::now()).unwrap();
+        assert!(own.is_own() && own.signer().is_none());
+        let key = ObjectKey::parse("public/tenants/acme/dev/runs/r.1/image/id/a b+c.png").unwrap();
+        assert_eq!(
+            own.object_url(&key),
+            "http://127.0.0.1:8080/cdn/public/tenants/acme/dev/runs/r.1/image/id/a%20b%2Bc.png"
+        );
+        let cdn = Cdn::new(
+            &cfg(Some("https://cdn.example.com"), None),
+            "http://x",
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(!cdn.is_own());
+        let name = Filename::parse("a b+c.png").unwrap();
+        assert_eq!(
+            cdn.download_url(&key, &name),
+            "https://cdn.example.com/public/tenants/acme/dev/runs/r.1/image/id/a%20b%2Bc.png\
+             ?response-content-disposition=attachment%3B%20filename%3D%22a%20b%2Bc.png%22%3B%20\
+             filename%2A%3DUTF-8%27%27a%2520b%2Bc.png"
+        );
+        assert_eq!(
+            cdn.prefix_resource("tenants/acme/dev/runs/r.1/"),
+            "https://cdn.example.com/tenants/acme/dev/runs/r.1/*"
+        );
+    }
+
+    #[test]
+    fn keys_must_be_active_at_start() {
+        let future = cfg(
+            None,
+            Some(vec![("K1", "rsa-2048.pem", "2999-01-01T00:00:00Z")]),
+        );
+        let e = Cdn::new(&future, "http://x", Utc::now()).err().unwrap();
+        assert!(e.to_string().contains("no CloudFront key is active"), "{e}");
+        let rotating = cfg(
+            None,
+            Some(vec![
+                ("KOLD", "rsa-2048.pem", "2020-01-01T00:00:00Z"),
+                ("KNEW", "ecdsa-p256.pem", "2999-01-01T00:00:00Z"),
+            ]),
+        );
+        let cdn = Cdn::new(&rotating, "http://x", Utc::now()).unwrap();
+        let signer = cdn.signer().unwrap();
+        assert_eq!(signer.active(Utc::now()).unwrap().key_pair_id(), "KOLD");
+    }
+
+    #[test]
+    fn a_prefix_grant_covers_its_prefix_only() {
+        let c = cfg(
+            None,
+            Some(vec![("K1", "ecdsa-p256.pem", "2020-01-01T00:00:00Z")]),
+        );
+        let cdn = Cdn::new(&c, "http://h", Utc::now()).unwrap();
+        let now = Utc::now();
+        let grant = cdn
+            .sign_prefix(
+                "tenants/acme/dev/runs/r1/",
+                now + chrono::Duration::hours(1),
+                now,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(cdn.signer().unwrap().signing_ops(), 1);
+        let inside = ObjectKey::parse("tenants/acme/dev/runs/r1/image/id/a.png").unwrap();
+        let sibling = ObjectKey::parse("tenants/acme/dev/runs/r10/image/id/a.png").unwrap();
+        assert!(grant.covers(&inside));
+        assert!(!grant.covers(&sibling), "r1/ must not cover r10/");
+        let name = Filename::parse("a.png").unwrap();
+        let url = grant.url(&cdn, &inside, &name);
+        assert!(url.starts_with("http://h/cdn/tenants/acme/dev/runs/r1/image/id/a.png?"));
+        assert!(
+            url.contains("&Policy=") && url.contains("&Key-Pair-Id=K1"),
+            "{url}"
+        );
+        assert_eq!(
+            cdn.signer().unwrap().signing_ops(),
+            1,
+            "applying signs nothing"
+        );
+    }
+}

@@ -603,3 +603,42 @@ async fn rotation_signs_with_the_newest_active_key_and_accepts_older_ones() {
         bytes
     );
 }
+
+#[tokio::test]
+async fn raw_asset_downloads_are_cloudfront_signed_for_their_lifetime() {
+    let app = TestApp::spawn_with(|s| with_key(s, "ecdsa-p256.pem", "SHA256")).await;
+    let acme = app.owner("acme", "dev");
+    let asset = app.store(&acme, "notes v2.txt", b"raw bytes").await;
+    let id = asset["asset_id"].as_str().unwrap();
+    let res = app
+        .post(
+            &acme,
+            "/storage/raw/presign-download",
+            &json!({"asset_id": id, "expires_in": 120}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let url = v["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/cdn/tenants/acme/dev/raw/{id}/notes%20v2.txt?",
+            app.base
+        )),
+        "{url}"
+    );
+    let expires: i64 = params(url)["Expires"].parse().unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        v["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        expires,
+        expires_at.timestamp(),
+        "the URL lives exactly as long as promised"
+    );
+    let res = get(&app, url, None).await;
+    assert!(res.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("notes v2.txt"));
+    assert_eq!(ok_bytes(res).await, b"raw bytes");
+}

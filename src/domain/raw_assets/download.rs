@@ -1,4 +1,5 @@
-//! Presigned downloads of registered assets.
+//! Download URLs of registered assets: CloudFront signed URLs when CloudFront keys are
+//! configured, else the store's presigned GETs (DESIGN §6).
 use chrono::{DateTime, Duration, Utc};
 use entity::{blob, raw_asset};
 use sea_orm::EntityTrait;
@@ -42,8 +43,8 @@ pub async fn presign_download(
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
     let expires_at = now + Duration::seconds(ttl as i64);
     let url = app
-        .store
-        .presign_download(&key, &filename, expires_at)
+        .cdn
+        .private_url(&*app.store, &key, &filename, expires_at, now)
         .await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
