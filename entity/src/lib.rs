@@ -1,5 +1,6 @@
 //! sea-orm entities of the catalog. Data only: the rules live in the `cairn` crate.
 pub mod artifact;
 pub mod blob;
+pub mod cdn_invalidation;
 pub mod dataset_event;
 pub mod raw_asset;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_catalog;
 mod m20261122_000002_blob_upload_id;
 mod m20261123_000003_artifact;
+mod m20261124_000004_cdn_invalidation;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_catalog::Migration),
             Box::new(m20261122_000002_blob_upload_id::Migration),
             Box::new(m20261123_000003_artifact::Migration),
+            Box::new(m20261124_000004_cdn_invalidation::Migration),
         ]
     }
 }

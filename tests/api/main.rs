@@ -18,6 +18,7 @@ mod cli;
 mod cors;
 mod dedup;
 mod delivery;
+mod invalidation;
 mod isolation;
 mod multipart;
 mod objects;
