@@ -6,6 +6,7 @@
 # Postgres: the server at $CAIRN_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # if it answers; otherwise a throwaway cluster created here with Debian's initdb/pg_ctl (the
 # `postgresql` package is installed when missing) and removed afterwards.
+# CloudFront API: moto's server (PyPI moto[server], installed when missing) on a free loopback port.
 # S3: a single-node Garage ($GARAGE_VERSION, installed with `cargo install` when missing) on free
 # loopback ports with a temp data dir (infra/garage/garage.toml), stopped when done.
 # Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the CloudFront
@@ -24,6 +25,8 @@ PG_TMP=""
 PG_BIN=""
 # shellcheck source=lib/garage.sh
 . scripts/lib/garage.sh
+# shellcheck source=lib/moto.sh
+. scripts/lib/moto.sh
 RESULTS="$(mktemp /tmp/cairn-test-output.XXXXXX)"
 
 # One backend run: the workspace's tests; the output is kept for the closing summary.
@@ -53,6 +56,7 @@ cleanup() {
         rm -rf "$PG_TMP"
     fi
     stop_garage
+    stop_moto
     rm -f "$RESULTS"
     exit "$status"
 }
@@ -120,6 +124,12 @@ static_checks() {
     fi
 }
 static_checks
+
+# CloudFront's API (invalidations) for every run: moto's server.
+if ! start_moto; then
+    [ "${CI:-}" = "true" ] && die "moto could not be installed or started; CI does not skip the CloudFront tests"
+    log "WARNING: moto unavailable; the CloudFront invalidation tests were SKIPPED (they are required in CI)"
+fi
 
 log "SQLite catalog + local object store"
 CAIRN_TEST_STORAGE=local suite sqlite

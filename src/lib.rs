@@ -56,6 +56,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Stops the background workers when the server stops.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -71,6 +73,11 @@ impl Application {
                 Some(Arc::new(store))
             }
             StorageConfig::Local { .. } => None,
+        };
+        // So is the CloudFront API's (region and credentials), when invalidations are configured.
+        let invalidator = match &config.cdn.invalidation {
+            Some(cfg) => Some(cdn::invalidation::Invalidator::connect(cfg).await?),
+            None => None,
         };
         let db = connect(&config).await?;
         migrate(&db).await?;
@@ -112,7 +119,20 @@ impl Application {
             verify_queue,
         }));
         tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
-        Ok(Self { listener, state })
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        if let Some(inv) = invalidator {
+            cdn::invalidation::spawn_worker(
+                state.db.clone(),
+                inv,
+                cdn::invalidation::DEFAULT_INTERVAL,
+                shutdown.clone(),
+            );
+        }
+        Ok(Self {
+            listener,
+            state,
+            shutdown,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -131,6 +151,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), public_url = %self.state.public_url, "cairn listening");
+        // Background workers stop when serving ends, however it ends.
+        let _stop_workers = self.shutdown.clone().drop_guard();
         let router = http::router(self.state.clone());
         // The peer address is what CloudFront-style `IpAddress` conditions check on `/cdn/`.
         axum::serve(
