@@ -140,6 +140,8 @@ async fn main() {
 async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
+        // `CAIRN_BENCH_DATABASE_URL=postgres://...` measures on Postgres (an empty database).
+        database_url: std::env::var("CAIRN_BENCH_DATABASE_URL").ok(),
         storage: "local".into(),
         data_dir: dir.path().to_owned(),
         s3_force_path_style: "false".into(),
@@ -178,13 +180,19 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
             .header("x-tenant-id", "acme")
             .header("x-env", "dev")
     };
+    // One run per key type, so that both can share a database (Postgres).
+    let run_id = if label.starts_with("RSA") {
+        "run-rsa"
+    } else {
+        "run-ecdsa"
+    };
     let start = Instant::now();
     for i in 0..ITEMS {
         let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-        bytes.extend_from_slice(format!("item {i}").as_bytes());
+        bytes.extend_from_slice(format!("{run_id} item {i}").as_bytes());
         let created: Value = req(reqwest::Method::POST, "/artifacts")
             .json(
-                &json!({"run_id": "run-1", "kind": "image", "filename": format!("frame-{i:04}.png"),
+                &json!({"run_id": run_id, "kind": "image", "filename": format!("frame-{i:04}.png"),
                           "content_type": "image/png", "size_bytes": bytes.len()}),
             )
             .send()
@@ -211,7 +219,7 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
     let mut bytes = 0;
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let body = req(reqwest::Method::GET, "/runs/run-1/artifacts")
+        let body = req(reqwest::Method::GET, &format!("/runs/{run_id}/artifacts"))
             .send()
             .await
             .unwrap()
@@ -222,13 +230,79 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
         bytes = body.len();
     }
     let ops = signer.signing_ops() - ops_before;
+    // The same manifest in-process, without HTTP and JSON: the catalog read and the URLs.
+    let scope = cairn::auth::Scope::system("acme", "dev", "bench").unwrap();
+    let run = cairn::domain::RunId::parse(run_id).unwrap();
+    let mut inner = Vec::with_capacity(ROUNDS);
+    let mut json_ms = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let items = cairn::domain::artifacts::manifest(&state, &scope, &run)
+            .await
+            .unwrap();
+        inner.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let views: Vec<_> = items
+            .into_iter()
+            .map(|(a, url)| cairn::http::artifacts::ArtifactView::new(a, url))
+            .collect();
+        std::hint::black_box(serde_json::to_vec(&views).unwrap());
+        json_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut rows_ms = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let t = Instant::now();
+        let rows = entity::artifact::Entity::find()
+            .filter(entity::artifact::Column::RunId.eq(run_id))
+            .all(&state.db)
+            .await
+            .unwrap();
+        std::hint::black_box(rows);
+        rows_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    rows_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "  (reading the {ITEMS} artifact rows alone: p50 {:.2} ms)",
+        percentile(&rows_ms, 0.5)
+    );
+    {
+        let cdn = &state.cdn;
+        let now = chrono::Utc::now();
+        let grant = cdn
+            .sign_prefix(
+                "tenants/acme/dev/runs/x/",
+                now + chrono::Duration::hours(1),
+                now,
+            )
+            .unwrap()
+            .unwrap();
+        let key =
+            ObjectKey::parse("tenants/acme/dev/runs/x/image/0192f0a0-aaaa/frame-0001.png").unwrap();
+        let name = Filename::parse("frame-0001.png").unwrap();
+        let t = Instant::now();
+        for _ in 0..ITEMS {
+            std::hint::black_box(grant.url(cdn, &key, &name));
+        }
+        println!(
+            "  (building {ITEMS} URLs from one signed policy: {:.2} ms)",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    inner.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "GET /runs/run-1/artifacts ({ITEMS} private, {} KiB): p50 {:.2} ms, p99 {:.2} ms, {} signing op(s) per manifest",
+        "GET /runs/{run_id}/artifacts ({ITEMS} private, {} KiB): p50 {:.2} ms, p99 {:.2} ms, {} signing op(s) per manifest",
         bytes / 1024,
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         ops / ROUNDS as u64
+    );
+    println!(
+        "  of which: catalog read + URLs p50 {:.2} ms, JSON p50 {:.2} ms (in-process)",
+        percentile(&inner, 0.5),
+        percentile(&json_ms, 0.5)
     );
     for (name, per) in per_url.iter().filter(|(n, _)| n.contains(label)) {
         println!(

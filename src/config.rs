@@ -592,6 +592,12 @@ fn parse_cloudfront_keys(
             times
         }
     };
+    if times.iter().all(|t| *t > chrono::Utc::now()) {
+        return Err(invalid(
+            "CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM",
+            "no key is active yet: at least one must be able to sign at start-up",
+        ));
+    }
     let mut out = Vec::with_capacity(ids.len());
     for ((id, pem), from) in ids.iter().zip(pems).zip(times) {
         if out
@@ -878,6 +884,14 @@ mod tests {
                 s.cloudfront_private_key = Some(fixture("rsa-2048.pem"));
                 s.cloudfront_key_active_from = Some("tomorrow".into());
             }),
+            (
+                "CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM is invalid: no key is active yet",
+                |s| {
+                    s.cloudfront_key_pair_id = Some("K1".into());
+                    s.cloudfront_private_key = Some(fixture("rsa-2048.pem"));
+                    s.cloudfront_key_active_from = Some("2999-01-01T00:00:00Z".into());
+                },
+            ),
             ("CAIRN_CLOUDFRONT_HASH_ALGORITHM is invalid", |s| {
                 s.cloudfront_hash_algorithm = "MD5".into()
             }),

@@ -132,9 +132,11 @@ impl Cdn {
             date_greater_than: None,
             ip_address: None,
         };
+        let signed = signer.sign_custom(policy, now)?;
         Ok(Some(PrefixGrant {
             prefix: prefix.to_owned(),
-            signed: signer.sign_custom(policy, now)?,
+            query: signed.query(),
+            signed,
         }))
     }
 
@@ -170,6 +172,8 @@ fn cfg_hash(cfg: &CdnConfig) -> super::signer::HashAlgorithm {
 #[derive(Debug, Clone)]
 pub struct PrefixGrant {
     prefix: String,
+    /// `signed`'s query string, built once for the many URLs it is appended to.
+    query: String,
     pub signed: SignedPolicy,
 }
 
@@ -181,7 +185,12 @@ impl PrefixGrant {
 
     /// A signed download URL for a covered key; no signing happens here.
     pub fn url(&self, cdn: &Cdn, key: &ObjectKey, filename: &Filename) -> String {
-        self.signed.apply(&cdn.download_url(key, filename))
+        // A download URL always has a query (the disposition): the grant's follows with `&`.
+        let mut url = cdn.download_url(key, filename);
+        url.reserve(self.query.len() + 1);
+        url.push('&');
+        url.push_str(&self.query);
+        url
     }
 
     pub fn expires_at(&self) -> i64 {

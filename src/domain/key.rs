@@ -44,6 +44,19 @@ impl ObjectKey {
         format!("tenants/{tenant}/{env}/runs/{run}/")
     }
 
+    /// The prefix of the item that owns the key: `tenants/<t>/<env>/runs/<run>/` for a private
+    /// artifact, `tenants/<t>/<env>/raw/<asset_id>/` for a raw asset; `None` for public keys.
+    /// One CloudFront policy on it covers every object stored under it.
+    pub fn owner_prefix(&self) -> Option<String> {
+        let segs: Vec<&str> = self.0.splitn(6, '/').collect();
+        match segs.as_slice() {
+            ["tenants", t, e, kind @ ("runs" | "raw"), id, _rest] => {
+                Some(format!("tenants/{t}/{e}/{kind}/{id}/"))
+            }
+            _ => None,
+        }
+    }
+
     /// The file name the key ends with.
     pub fn file_name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
@@ -129,6 +142,13 @@ mod tests {
         assert!(private.as_str().starts_with(&prefix));
         assert!(!public.as_str().starts_with(&prefix));
         assert_eq!(private.file_name(), "hero.png");
+        assert_eq!(private.owner_prefix().as_deref(), Some(prefix.as_str()));
+        assert_eq!(public.owner_prefix(), None);
+        let raw = ObjectKey::raw_asset(&t, &e, id, &f);
+        assert_eq!(
+            raw.owner_prefix().as_deref(),
+            Some("tenants/acme/prod/raw/00000000-0000-0000-0000-000000000000/")
+        );
     }
 
     #[test]

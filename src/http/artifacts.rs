@@ -56,7 +56,8 @@ pub struct ArtifactView {
 }
 
 impl ArtifactView {
-    fn new(a: artifact::Model, url: Option<String>) -> Self {
+    /// The API view of `a` with its delivery URL.
+    pub fn new(a: artifact::Model, url: Option<String>) -> Self {
         let mut lineage = artifacts::lineage_json(&a);
         if let Some(o) = lineage.as_object_mut() {
             o.remove("run_id");

@@ -276,8 +276,8 @@ async fn one_policy_signs_the_whole_run_manifest() {
     manifest(&app, &acme, "r2").await;
     assert_eq!(signer.signing_ops(), before);
 
-    // An item that shares another run's object (dedup) lies outside the run's prefix: it gets
-    // its own canned URL, and still downloads.
+    // Items that share another run's objects (dedup) lie outside the run's prefix: one more
+    // policy covers all of them (the other run's prefix), and they still download.
     let (_, shared) = &private[0];
     let res = app
         .create_artifact(
@@ -288,14 +288,42 @@ async fn one_policy_signs_the_whole_run_manifest() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    item(&app, &acme, "r3", "private", "own.png", 990).await;
+    let (_, shared2) = &private[1];
+    let res = app
+        .create_artifact(
+            &acme,
+            "image/png",
+            shared2,
+            json!({"run_id": "r3", "filename": "again2.png", "sha256": sha256_hex(shared2)}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (_, own) = item(&app, &acme, "r3", "private", "own.png", 990).await;
     let before = signer.signing_ops();
     let items = manifest(&app, &acme, "r3").await;
-    assert_eq!(signer.signing_ops() - before, 2);
-    let deduped = items[0]["url"].as_str().unwrap();
-    assert!(params(deduped).contains_key("Expires"), "{deduped}");
-    assert_eq!(ok_bytes(get(&app, deduped, None).await).await, *shared);
-    assert!(params(items[1]["url"].as_str().unwrap()).contains_key("Policy"));
+    assert_eq!(signer.signing_ops() - before, 2, "r3's policy and r1's");
+    let policy_of = |i: usize| {
+        let p = params(items[i]["url"].as_str().unwrap());
+        let doc: Value = serde_json::from_slice(&decode(&p["Policy"]).unwrap()).unwrap();
+        doc["Statement"][0]["Resource"].as_str().unwrap().to_owned()
+    };
+    let r1 = format!("{}/cdn/tenants/acme/dev/runs/r1/*", app.base);
+    assert_eq!(policy_of(0), r1);
+    assert_eq!(policy_of(1), r1);
+    assert_eq!(
+        policy_of(2),
+        format!("{}/cdn/tenants/acme/dev/runs/r3/*", app.base)
+    );
+    for (i, bytes) in [(0, shared), (1, shared2), (2, &own)] {
+        let url = items[i]["url"].as_str().unwrap();
+        let res = get(&app, url, None).await;
+        let name = items[i]["filename"].as_str().unwrap();
+        assert!(res.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains(name));
+        assert_eq!(ok_bytes(res).await, *bytes);
+    }
 }
 
 fn set_cookies(res: &reqwest::Response) -> Vec<String> {

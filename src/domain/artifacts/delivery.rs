@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{artifact, blob};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::*;
 use crate::{cdn::PrefixGrant, domain::catalog_time};
@@ -69,7 +69,8 @@ pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
 
 /// The run's artifacts (not deleted) in creation order, each with its delivery URL. With
 /// CloudFront keys, one custom policy for the run's prefix is signed (only when the run has a
-/// private item to deliver) and reused for every private URL it covers.
+/// private item to deliver) and reused for every private URL it covers; items that share
+/// another run's or a raw asset's object get one policy per such owner.
 pub async fn manifest(
     app: &App,
     scope: &Scope,
@@ -91,32 +92,54 @@ pub async fn manifest(
         .filter(|a| deliverable(a))
         .filter_map(|a| a.blob_id)
         .collect();
-    let mut keys: HashMap<Uuid, ObjectKey> = HashMap::new();
-    // Bounded `IN` lists: Postgres and SQLite both take thousands of parameters, not unlimited.
-    for chunk in blob_ids.chunks(500) {
-        for b in blob::Entity::find()
+    let mut keys: HashMap<Uuid, ObjectKey> = HashMap::with_capacity(blob_ids.len());
+    // Only the keys (decoding whole rows costs more than the query), in bounded `IN` lists:
+    // Postgres and SQLite both take thousands of parameters, not unlimited.
+    for chunk in blob_ids.chunks(1000) {
+        let found: Vec<(Uuid, String)> = blob::Entity::find()
+            .select_only()
+            .column(blob::Column::Id)
+            .column(blob::Column::Key)
             .filter(blob::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
             .all(&app.db)
-            .await?
-        {
-            keys.insert(b.id, catalog_key(&b.key)?);
+            .await?;
+        for (id, key) in found {
+            keys.insert(id, catalog_key(&key)?);
         }
     }
     let now = catalog_time(Utc::now());
-    let grant = if items
-        .iter()
-        .any(|a| deliverable(a) && visibility_of(a) == Visibility::Private)
-    {
-        app.cdn
-            .sign_prefix(
-                &ObjectKey::run_prefix(&scope.tenant, &scope.env, run),
-                now + ttl(app),
-                now,
-            )
-            .map_err(crate::cdn::DeliveryError::from)?
-    } else {
-        None
-    };
+    // One signed policy per owner prefix of the private objects to deliver: the run's own (the
+    // usual case: one signature for the whole manifest), plus one for each other run or raw
+    // asset whose object a deduplicated item shares.
+    let mut grants: HashMap<String, PrefixGrant> = HashMap::new();
+    if app.cdn.signer().is_some() {
+        let own = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
+        let mut prefixes: Vec<String> = Vec::new();
+        for a in items
+            .iter()
+            .filter(|a| deliverable(a) && visibility_of(a) == Visibility::Private)
+        {
+            let prefix = a
+                .blob_id
+                .and_then(|id| keys.get(&id))
+                .and_then(ObjectKey::owner_prefix);
+            if let Some(p) = prefix.filter(|p| !prefixes.contains(p)) {
+                prefixes.push(p);
+            }
+        }
+        // The run's own policy first, so that its signature is the one every URL shares.
+        prefixes.sort_by_key(|p| *p != own);
+        for p in prefixes {
+            let grant = app
+                .cdn
+                .sign_prefix(&p, now + ttl(app), now)
+                .map_err(crate::cdn::DeliveryError::from)?;
+            if let Some(g) = grant {
+                grants.insert(p, g);
+            }
+        }
+    }
     let mut out = Vec::with_capacity(items.len());
     for a in items {
         let url = if let Some(r) = &a.render_ref {
@@ -126,7 +149,8 @@ pub async fn manifest(
                 .blob_id
                 .and_then(|id| keys.get(&id))
                 .ok_or_else(|| ApiError::internal("artifact without blob"))?;
-            Some(item_url(app, &a, key, grant.as_ref(), now).await?)
+            let grant = key.owner_prefix().and_then(|p| grants.get(&p));
+            Some(item_url(app, &a, key, grant, now).await?)
         } else {
             None
         };
