@@ -101,8 +101,10 @@ pip_install() {
 
 static_checks() {
     log "cfn-lint infra/cloudformation"
-    command -v cfn-lint >/dev/null 2>&1 || pip_install cfn-lint || die "cannot install cfn-lint"
-    cfn-lint infra/cloudformation/*.yaml || die "cfn-lint found errors in infra/cloudformation"
+    python3 -c 'import cfnlint' 2>/dev/null || pip_install cfn-lint || die "cannot install cfn-lint"
+    # Through the interpreter: a fresh pip install may not be on PATH yet (pyenv shims).
+    python3 -c 'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())' \
+        infra/cloudformation/*.yaml || die "cfn-lint found errors in infra/cloudformation"
 
     log "CloudFront reference vectors against botocore"
     python3 -c 'import botocore, cryptography' 2>/dev/null || pip_install botocore cryptography ||
