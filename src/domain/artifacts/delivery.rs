@@ -128,7 +128,7 @@ pub async fn manifest(
                 prefixes.push(p);
             }
         }
-        // The run's own policy first, so that its signature is the one every URL shares.
+        // The run's own policy is signed first; the others follow in order of appearance.
         prefixes.sort_by_key(|p| *p != own);
         for p in prefixes {
             let grant = app
