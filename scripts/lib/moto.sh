@@ -1,20 +1,11 @@
 # moto's server (PyPI `moto[server]`): CloudFront's API over plain HTTP, for the CDN invalidation
-# tests. Source it; needs a `log` function (and `free_port` from garage.sh when sourced after
-# it; a copy is defined here otherwise).
+# tests. Source it after garage.sh (it uses that file's `free_port`); needs a `log` function.
 # start_moto: installs moto[server] with pip when `moto_server` is missing, starts it on a free
 # loopback port and exports AWS_ENDPOINT_URL_CLOUDFRONT and CAIRN_TEST_CLOUDFRONT=1. moto accepts
 # any credentials; the tests sign with static dummy ones.
 # stop_moto: stops it.
 MOTO_PID=""
 MOTO_LOG=""
-
-if ! command -v free_port >/dev/null 2>&1; then
-    free_port() {
-        local port=$1
-        while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-        echo "$port"
-    }
-fi
 
 moto_bin() {
     local bin

@@ -13,7 +13,11 @@ use super::signer::{KeyError, SignError, SignedPolicy, Signer, SigningKey, Verif
 use crate::{
     config::{CdnConfig, CdnSigning},
     domain::{Filename, ObjectKey},
-    storage::{content_disposition, ObjectStore, StoreError},
+    storage::{
+        content_disposition,
+        sigv4::{key_path, uri_encode},
+        ObjectStore, StoreError,
+    },
 };
 
 /// The query parameter that names the download (S3's response header override).
@@ -23,8 +27,8 @@ pub const DISPOSITION_PARAM: &str = "response-content-disposition";
 pub struct Cdn {
     /// `scheme://host[/path]` of the CDN, without a trailing slash.
     base: String,
-    /// `base` is Cairn's own `/cdn` endpoint.
-    own: bool,
+    /// The path part of `base` (`""`, or `/cdn` for Cairn's own endpoint).
+    base_path: String,
     signer: Option<Signer>,
     verifier: Option<Verifier>,
     cookie_domain: Option<String>,
@@ -41,19 +45,23 @@ pub enum DeliveryError {
 impl Cdn {
     /// `public_url`: the base of Cairn's own URLs (the `/cdn` endpoint's when no CDN is set).
     pub fn new(cfg: &CdnConfig, public_url: &str, now: DateTime<Utc>) -> Result<Self, KeyError> {
-        let (base, own) = match &cfg.base_url {
-            Some(b) => (b.clone(), false),
-            None => (format!("{}/cdn", public_url.trim_end_matches('/')), true),
+        let base = match &cfg.base_url {
+            Some(b) => b.clone(),
+            None => format!("{}/cdn", public_url.trim_end_matches('/')),
         };
+        let base_path = base
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_default();
         let signer = match &cfg.signing {
             CdnSigning::Presigned => None,
-            CdnSigning::CloudFront(keys) => {
-                let keys = keys
+            CdnSigning::CloudFront(cf) => {
+                let keys = cf
                     .keys
                     .iter()
                     .map(|(id, pem, from)| SigningKey::from_pem(id, pem.expose().as_bytes(), *from))
                     .collect::<Result<Vec<_>, _>>()?;
-                let signer = Signer::new(keys, cfg_hash(cfg))?;
+                let signer = Signer::new(keys, cf.hash)?;
                 if let Err(e) = signer.active(now) {
                     return Err(KeyError::Unsupported(e.to_string()));
                 }
@@ -63,7 +71,7 @@ impl Cdn {
         let verifier = signer.as_ref().map(Signer::verifier);
         Ok(Self {
             base,
-            own,
+            base_path,
             signer,
             verifier,
             cookie_domain: cfg.cookie_domain.clone(),
@@ -72,11 +80,6 @@ impl Cdn {
 
     pub fn base(&self) -> &str {
         &self.base
-    }
-
-    /// Whether the CDN is Cairn's own `/cdn` endpoint.
-    pub fn is_own(&self) -> bool {
-        self.own
     }
 
     pub fn signer(&self) -> Option<&Signer> {
@@ -102,17 +105,19 @@ impl Cdn {
         format!(
             "{}?{DISPOSITION_PARAM}={}",
             self.object_url(key),
-            query_encode(&content_disposition(filename.as_str()))
+            uri_encode(&content_disposition(filename.as_str()))
         )
     }
 
     /// The URL covering every object whose key starts with `prefix` (a custom policy's resource).
     pub fn prefix_resource(&self, prefix: &str) -> String {
-        let path: Vec<String> = prefix
-            .split('/')
-            .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
-            .collect();
-        format!("{}/{}*", self.base, path.join("/"))
+        format!("{}/{}*", self.base, key_path(prefix))
+    }
+
+    /// The URL path under which the CDN serves the objects whose keys start with `prefix`
+    /// (a signed cookie's `Path`).
+    pub fn prefix_path(&self, prefix: &str) -> String {
+        format!("{}/{}", self.base_path, key_path(prefix))
     }
 
     /// One signed policy for every object under `prefix` until `expires` (one signing
@@ -161,13 +166,6 @@ impl Cdn {
     }
 }
 
-fn cfg_hash(cfg: &CdnConfig) -> super::signer::HashAlgorithm {
-    match &cfg.signing {
-        CdnSigning::CloudFront(k) => k.hash,
-        CdnSigning::Presigned => super::signer::HashAlgorithm::Sha256,
-    }
-}
-
 /// A custom policy signed once for a key prefix (a run's objects), applied to many URLs.
 #[derive(Debug, Clone)]
 pub struct PrefixGrant {
@@ -192,21 +190,6 @@ impl PrefixGrant {
         url.push_str(&self.query);
         url
     }
-
-    pub fn expires_at(&self) -> i64 {
-        self.signed.policy.date_less_than
-    }
-}
-
-/// RFC 3986 unreserved characters stay; everything else is encoded (as in keys).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn query_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -247,7 +230,11 @@ mod tests {
     #[test]
     fn urls_on_the_cdn() {
         let own = Cdn::new(&cfg(None, None), "http://127.0.0.1:8080/", Utc::now()).unwrap();
-        assert!(own.is_own() && own.signer().is_none());
+        assert!(own.signer().is_none());
+        assert_eq!(
+            own.prefix_path("tenants/acme/dev/runs/r.1/"),
+            "/cdn/tenants/acme/dev/runs/r.1/"
+        );
         let key = ObjectKey::parse("public/tenants/acme/dev/runs/r.1/image/id/a b+c.png").unwrap();
         assert_eq!(
             own.object_url(&key),
@@ -259,7 +246,10 @@ mod tests {
             Utc::now(),
         )
         .unwrap();
-        assert!(!cdn.is_own());
+        assert_eq!(
+            cdn.prefix_path("tenants/acme/dev/runs/r.1/"),
+            "/tenants/acme/dev/runs/r.1/"
+        );
         let name = Filename::parse("a b+c.png").unwrap();
         assert_eq!(
             cdn.download_url(&key, &name),

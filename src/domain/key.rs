@@ -57,11 +57,6 @@ impl ObjectKey {
         }
     }
 
-    /// The file name the key ends with.
-    pub fn file_name(&self) -> &str {
-        self.0.rsplit('/').next().unwrap_or(&self.0)
-    }
-
     /// Whether the key is under `public/`, which the CDN serves unsigned.
     pub fn is_public(&self) -> bool {
         self.0.starts_with("public/")
@@ -141,7 +136,6 @@ mod tests {
         assert_eq!(prefix, "tenants/acme/prod/runs/run-7/");
         assert!(private.as_str().starts_with(&prefix));
         assert!(!public.as_str().starts_with(&prefix));
-        assert_eq!(private.file_name(), "hero.png");
         assert_eq!(private.owner_prefix().as_deref(), Some(prefix.as_str()));
         assert_eq!(public.owner_prefix(), None);
         let raw = ObjectKey::raw_asset(&t, &e, id, &f);

@@ -19,21 +19,12 @@ use crate::{
     app::AppState,
     cdn::{
         delivery::DISPOSITION_PARAM,
-        signer::{Denied, Grant},
+        signer::{Denied, Grant, QUERY_PARAMS},
     },
     domain::{artifacts::PUBLIC_IMMUTABLE, ObjectKey},
     error::{ApiError, ApiResult},
     storage::PRIVATE_IMMUTABLE,
 };
-
-/// The query parameters CloudFront consumes (and strips before the resource match).
-const SIGNING_PARAMS: [&str; 5] = [
-    "Expires",
-    "Policy",
-    "Signature",
-    "Key-Pair-Id",
-    "Hash-Algorithm",
-];
 
 /// The longest a redirect to a presigned GET may be cached.
 const REDIRECT_MAX_AGE_SECS: i64 = 300;
@@ -83,7 +74,7 @@ pub async fn get(
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode(k);
-        if SIGNING_PARAMS.contains(&name.as_str()) {
+        if QUERY_PARAMS.contains(&name.as_str()) {
             signing.push((name, decode(v)));
             continue;
         }

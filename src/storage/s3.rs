@@ -93,18 +93,26 @@ pub(crate) fn store_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt
         ),
         _ => false,
     };
-    let detail = match e.as_service_error() {
+    let detail = sdk_error_detail(&e);
+    if transient {
+        StoreError::Unavailable(detail)
+    } else {
+        StoreError::Other(detail)
+    }
+}
+
+/// `Code: message` of an AWS service error, else the transport error's debug output. Shared by
+/// every AWS client Cairn runs (S3 here, CloudFront for invalidations).
+pub(crate) fn sdk_error_detail<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> String {
+    match e.as_service_error() {
         Some(s) => format!(
             "{}: {}",
             s.code().unwrap_or("error"),
             s.message().unwrap_or_default()
         ),
         None => format!("{e:?}"),
-    };
-    if transient {
-        StoreError::Unavailable(detail)
-    } else {
-        StoreError::Other(detail)
     }
 }
 

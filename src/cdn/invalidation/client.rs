@@ -164,14 +164,7 @@ fn classify<E: ProvideErrorMetadata + Debug>(e: SdkError<E, HttpResponse>) -> Se
         }
         _ => false,
     };
-    let detail = match e.as_service_error() {
-        Some(s) => format!(
-            "{}: {}",
-            s.code().unwrap_or("error"),
-            s.message().unwrap_or_default()
-        ),
-        None => format!("{e:?}"),
-    };
+    let detail = crate::storage::s3::sdk_error_detail(&e);
     // Kept on the rows: transport errors' debug output can be long.
     let detail = match detail.char_indices().nth(MAX_DETAIL) {
         Some((cut, _)) => format!("{}…", &detail[..cut]),

@@ -127,6 +127,16 @@ impl SignedPolicy {
     }
 }
 
+/// The query parameters a signed URL carries, which CloudFront strips before matching the
+/// policy's resource.
+pub const QUERY_PARAMS: [&str; 5] = [
+    "Expires",
+    "Policy",
+    "Signature",
+    "Key-Pair-Id",
+    "Hash-Algorithm",
+];
+
 const COOKIE_EXPIRES: &str = "CloudFront-Expires";
 const COOKIE_POLICY: &str = "CloudFront-Policy";
 const COOKIE_SIGNATURE: &str = "CloudFront-Signature";

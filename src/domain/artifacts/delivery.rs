@@ -195,13 +195,7 @@ pub async fn run_grant(app: &App, scope: &Scope, run: &RunId) -> ApiResult<RunGr
                  CAIRN_CLOUDFRONT_PRIVATE_KEY)",
             )
         })?;
-    let resource = app.cdn.prefix_resource(&prefix);
-    let path = resource
-        .split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
-        .unwrap_or_else(|| "/".into())
-        .trim_end_matches('*')
-        .to_owned();
+    let path = app.cdn.prefix_path(&prefix);
     Ok(RunGrant {
         grant,
         path,
