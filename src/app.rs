@@ -9,6 +9,7 @@ use crate::{
     cdn::Cdn,
     config::Config,
     domain::artifacts::{verify::VerifyQueue, Changes},
+    lifecycle::Lifecycle,
     storage::{local::LocalStore, ObjectStore},
 };
 
@@ -28,6 +29,8 @@ pub struct App {
     pub changes: Changes,
     /// Completed multipart uploads waiting to be hashed.
     pub verify_queue: VerifyQueue,
+    /// The lifecycle sweep's context (the scheduler and `POST /admin/lifecycle/run`).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 #[derive(Clone)]

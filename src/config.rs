@@ -95,6 +95,26 @@ pub struct Settings {
     /// CloudFront distribution to invalidate purged public items in.
     #[arg(long, env = "CAIRN_CLOUDFRONT_DISTRIBUTION_ID")]
     pub cloudfront_distribution_id: Option<String>,
+    /// `off` keeps this replica from running scheduled jobs (the lifecycle sweep, CDN
+    /// invalidations); the API still serves. Other replicas (or `cairn lifecycle run`) do the work.
+    #[arg(long, env = "CAIRN_JOBS", default_value = "on")]
+    pub jobs: Option<String>,
+    /// When the lifecycle sweep runs: cron with seconds (`sec min hour day month weekday`) or the
+    /// classic five fields (then at second 0), in UTC. Every replica may fire; one sweeps.
+    #[arg(long, env = "CAIRN_LIFECYCLE_CRON", default_value = DEFAULT_LIFECYCLE_CRON)]
+    pub lifecycle_cron: Option<String>,
+    /// An upload not completed this many seconds after it was presigned or created is
+    /// abandoned: its item becomes `failed` and its partial object and multipart upload go.
+    #[arg(long, env = "CAIRN_PENDING_TTL_SECS", default_value = "86400")]
+    pub pending_ttl_secs: Option<String>,
+    /// How long a deleted item stays recoverable in the catalog before the sweep purges it and,
+    /// once nothing else references its bytes, removes its object.
+    #[arg(long, env = "CAIRN_PURGE_GRACE_SECS", default_value = "604800")]
+    pub purge_grace_secs: Option<String>,
+    /// Default retention in days for every tenant's items (audit artifacts excepted); tenant
+    /// rules (`PUT /admin/tenants/{tenant}/retention`) override it. Unset: keep until deleted.
+    #[arg(long, env = "CAIRN_RETENTION_DAYS")]
+    pub retention_days: Option<String>,
     /// CloudFront API endpoint (tests: a local emulator); AWS itself when unset.
     #[arg(long, env = "AWS_ENDPOINT_URL_CLOUDFRONT")]
     pub aws_endpoint_url_cloudfront: Option<String>,
@@ -120,6 +140,51 @@ pub struct Config {
     pub envs: Vec<String>,
     pub cdn: CdnConfig,
     pub cors_origins: CorsOrigins,
+    /// Whether this replica runs scheduled jobs (`CAIRN_JOBS`).
+    pub jobs: bool,
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Every 15 minutes, at second 0.
+pub const DEFAULT_LIFECYCLE_CRON: &str = "0 */15 * * * *";
+
+/// The lifecycle sweep's schedule and rules.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// Six-field cron (seconds first), validated.
+    pub cron: String,
+    pub pending_ttl: chrono::Duration,
+    pub purge_grace: chrono::Duration,
+    /// Applies where no tenant rule does; `None`: keep.
+    pub default_retention_days: Option<u32>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            cron: DEFAULT_LIFECYCLE_CRON.into(),
+            pending_ttl: chrono::Duration::seconds(86_400),
+            purge_grace: chrono::Duration::seconds(604_800),
+            default_retention_days: None,
+        }
+    }
+}
+
+/// A cron expression in tokio-cron-scheduler's six-field form; five fields get second 0.
+pub fn parse_cron(var: &'static str, v: &str) -> Result<(String, croner::Cron), ConfigError> {
+    let v = v.trim();
+    let six = if v.split_whitespace().count() == 5 {
+        format!("0 {v}")
+    } else {
+        v.to_owned()
+    };
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(&six)
+        .map_err(|e| invalid(var, format!("`{v}` is not a cron expression: {e}")))?;
+    Ok((six, cron))
 }
 
 /// Where public items are served from and how private ones are signed.
@@ -392,6 +457,17 @@ impl Config {
 
         let cdn = parse_cdn(s)?;
         let cors_origins = parse_cors(s.cors_origins.as_deref())?;
+        let jobs = match s.jobs.as_deref().map(str::trim).unwrap_or("on") {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            other => {
+                return Err(invalid(
+                    "CAIRN_JOBS",
+                    format!("`{other}` is not `on` or `off`"),
+                ))
+            }
+        };
+        let lifecycle = parse_lifecycle(s)?;
 
         let config = Self {
             database_url: Secret::new(database_url),
@@ -410,9 +486,58 @@ impl Config {
             envs,
             cdn,
             cors_origins,
+            jobs,
+            lifecycle,
         };
         Ok(config)
     }
+}
+
+fn parse_lifecycle(s: &Settings) -> Result<LifecycleConfig, ConfigError> {
+    let d = LifecycleConfig::default();
+    let cron = match s.lifecycle_cron.as_deref() {
+        Some(v) => parse_cron("CAIRN_LIFECYCLE_CRON", v)?.0,
+        None => d.cron,
+    };
+    let secs = |var: &'static str, v: &Option<String>, default: chrono::Duration| match v {
+        Some(v) => {
+            let n = parse_u64(var, v)?;
+            i64::try_from(n)
+                .ok()
+                .filter(|n| *n <= 100 * 365 * 86_400)
+                .map(chrono::Duration::seconds)
+                .ok_or_else(|| invalid(var, "must be at most 100 years"))
+        }
+        None => Ok(default),
+    };
+    let pending_ttl = secs("CAIRN_PENDING_TTL_SECS", &s.pending_ttl_secs, d.pending_ttl)?;
+    if pending_ttl.is_zero() {
+        return Err(invalid(
+            "CAIRN_PENDING_TTL_SECS",
+            "must be positive: a zero TTL would fail uploads in flight",
+        ));
+    }
+    let purge_grace = secs("CAIRN_PURGE_GRACE_SECS", &s.purge_grace_secs, d.purge_grace)?;
+    let default_retention_days = match s.retention_days.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|d| (1..=36_500).contains(d))
+                .ok_or_else(|| {
+                    invalid(
+                        "CAIRN_RETENTION_DAYS",
+                        "must be a whole number of days, 1 to 36500",
+                    )
+                })?,
+        ),
+    };
+    Ok(LifecycleConfig {
+        cron,
+        pending_ttl,
+        purge_grace,
+        default_retention_days,
+    })
 }
 
 fn parse_cdn(s: &Settings) -> Result<CdnConfig, ConfigError> {
@@ -783,6 +908,32 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_settings_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        let c = Config::from_settings(&s).unwrap();
+        assert!(c.jobs, "jobs run unless switched off");
+        assert_eq!(c.lifecycle.cron, DEFAULT_LIFECYCLE_CRON);
+        assert_eq!(c.lifecycle.pending_ttl, chrono::Duration::hours(24));
+        assert_eq!(c.lifecycle.purge_grace, chrono::Duration::days(7));
+        assert_eq!(c.lifecycle.default_retention_days, None);
+        s.jobs = Some("off".into());
+        s.lifecycle_cron = Some("30 2 * * *".into());
+        s.pending_ttl_secs = Some("600".into());
+        s.purge_grace_secs = Some("0".into());
+        s.retention_days = Some("90".into());
+        let c = Config::from_settings(&s).unwrap();
+        assert!(!c.jobs);
+        assert_eq!(
+            c.lifecycle.cron, "0 30 2 * * *",
+            "five fields run at second 0"
+        );
+        assert_eq!(c.lifecycle.pending_ttl, chrono::Duration::minutes(10));
+        assert!(c.lifecycle.purge_grace.is_zero());
+        assert_eq!(c.lifecycle.default_retention_days, Some(90));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let dir = tempfile::tempdir().unwrap();
         type Change = fn(&mut Settings);
@@ -808,6 +959,22 @@ mod tests {
             }),
             ("CAIRN_PUBLIC_URL", |s| {
                 s.public_url = Some("ftp://x".into())
+            }),
+            ("CAIRN_JOBS", |s| s.jobs = Some("sometimes".into())),
+            ("CAIRN_LIFECYCLE_CRON", |s| {
+                s.lifecycle_cron = Some("every day".into())
+            }),
+            ("CAIRN_LIFECYCLE_CRON", |s| {
+                s.lifecycle_cron = Some("0 0 25 * * *".into())
+            }),
+            ("CAIRN_PENDING_TTL_SECS", |s| {
+                s.pending_ttl_secs = Some("0".into())
+            }),
+            ("CAIRN_PURGE_GRACE_SECS", |s| {
+                s.purge_grace_secs = Some("-1".into())
+            }),
+            ("CAIRN_RETENTION_DAYS", |s| {
+                s.retention_days = Some("0".into())
             }),
         ];
         for (var, change) in cases {

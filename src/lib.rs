@@ -1,6 +1,6 @@
 //! Cairn: a multi-tenant artifact store. `main.rs` only parses the command line; everything it
 //! starts is built here, so tests start exactly what production starts.
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use migration::MigratorTrait;
@@ -15,10 +15,11 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod lifecycle;
 pub mod storage;
 
 use app::{App, AppState};
-use config::{Config, StorageConfig};
+use config::{Config, Secret, StorageConfig};
 use domain::artifacts::{verify::VerifyQueue, Changes};
 use storage::{local::LocalStore, ObjectStore};
 
@@ -50,6 +51,49 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     migration::Migrator::up(db, None)
         .await
         .context("applying catalog migrations")
+}
+
+/// What `cairn lifecycle run` needs: the store and the migrated catalog, without a server.
+pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
+    let store: Arc<dyn ObjectStore> = match &config.storage {
+        StorageConfig::S3(s3) => {
+            let store = storage::s3::connect(s3, config.multipart_threshold).await?;
+            store.check_ready().await.with_context(|| {
+                format!("the object store (bucket {}) does not answer", s3.bucket)
+            })?;
+            Arc::new(store)
+        }
+        StorageConfig::Local { root, signing_key } => {
+            let public_url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.listen));
+            Arc::new(open_local(root, &public_url, signing_key)?)
+        }
+    };
+    let db = connect(config).await?;
+    migrate(&db).await?;
+    Ok(lifecycle_of(db, store, config))
+}
+
+fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
+    LocalStore::open(root, public_url, signing_key.expose().as_bytes())
+        .with_context(|| format!("cannot open the object directory {}", root.display()))
+}
+
+/// The sweep's context for this process (the server's scheduler and API, or the CLI).
+fn lifecycle_of(
+    db: DatabaseConnection,
+    store: Arc<dyn ObjectStore>,
+    config: &Config,
+) -> lifecycle::Lifecycle {
+    lifecycle::Lifecycle {
+        db,
+        store,
+        config: config.lifecycle.clone(),
+        invalidate: config.cdn.invalidation.is_some(),
+        holder: lifecycle::lease::holder_id(),
+    }
 }
 
 /// A built server: catalog migrated, listener bound, not yet serving.
@@ -92,12 +136,7 @@ impl Application {
         let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3) {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
-                let local = Arc::new(
-                    LocalStore::open(root, &public_url, signing_key.expose().as_bytes())
-                        .with_context(|| {
-                            format!("cannot open the object directory {}", root.display())
-                        })?,
-                );
+                let local = Arc::new(open_local(root, &public_url, signing_key)?);
                 (local.clone(), Some(local))
             }
             (StorageConfig::S3(_), None) => anyhow::bail!("the S3 store was not connected"),
@@ -106,6 +145,7 @@ impl Application {
         let cdn = cdn::Cdn::new(&config.cdn, &public_url, chrono::Utc::now())
             .context("CAIRN_CLOUDFRONT_PRIVATE_KEY")?;
         let (verify_queue, verify_rx) = VerifyQueue::new();
+        let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
         let state = AppState(Arc::new(App {
             db,
             store,
@@ -117,16 +157,24 @@ impl Application {
             metrics: http::metrics::handle(),
             changes: Changes::default(),
             verify_queue,
+            lifecycle: lifecycle.clone(),
         }));
         tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         let shutdown = tokio_util::sync::CancellationToken::new();
-        if let Some(inv) = invalidator {
-            cdn::invalidation::spawn_worker(
-                state.db.clone(),
-                inv,
-                cdn::invalidation::DEFAULT_INTERVAL,
-                shutdown.clone(),
-            );
+        if state.config.jobs {
+            if let Some(inv) = invalidator {
+                cdn::invalidation::spawn_worker(
+                    state.db.clone(),
+                    inv,
+                    cdn::invalidation::DEFAULT_INTERVAL,
+                    shutdown.clone(),
+                );
+            }
+            lifecycle::schedule::start(lifecycle, shutdown.clone())
+                .await
+                .context("starting the lifecycle schedule")?;
+        } else {
+            tracing::info!("CAIRN_JOBS=off: this replica runs no scheduled jobs");
         }
         Ok(Self {
             listener,

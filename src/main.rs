@@ -27,6 +27,34 @@ enum Command {
     Migrate(Settings),
     /// Mint a bearer token for local use, signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Lifecycle: retention, abandoned uploads, purges and orphan checks.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Run one sweep now, as the schedule does: abandoned uploads become `failed`, expired and
+    /// out-of-retention items `deleted`, deleted items past the grace period are purged and their
+    /// objects removed once nothing references them; orphan objects are reported. Prints a
+    /// summary table (`--json`: the run record). Exits 1 if the sweep failed, 2 if another
+    /// sweep holds the lease.
+    Run(LifecycleRunArgs),
+}
+
+#[derive(clap::Args)]
+struct LifecycleRunArgs {
+    /// Report what a real run would do; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Remove orphan objects (no blob row names them) instead of only reporting them.
+    #[arg(long)]
+    fix_orphans: bool,
+    /// Print the run record as JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +139,15 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    if let Command::Lifecycle(LifecycleCommand::Run(args)) = cli.command {
+        return match lifecycle_run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -118,6 +155,69 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the sweep's progress on one terminal line (nothing when stderr is not a terminal).
+fn progress_line() -> Option<cairn::lifecycle::Progress> {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    Some(std::sync::Arc::new(|step: &'static str, done: u64| {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{step}: {done}");
+        let _ = err.flush();
+    }))
+}
+
+async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
+    use cairn::lifecycle::{self, RunError, SweepOptions, Trigger};
+    let config = Config::from_settings(&args.settings)?;
+    let lc = cairn::lifecycle_for_cli(&config).await?;
+    let progress = progress_line();
+    let interactive = progress.is_some();
+    let opts = SweepOptions {
+        dry_run: args.dry_run,
+        fix_orphans: args.fix_orphans,
+        progress,
+        ..Default::default()
+    };
+    let result = lifecycle::run(&lc, Trigger::Cli, &opts, chrono::Utc::now()).await;
+    if interactive {
+        eprint!("\r\x1b[2K");
+    }
+    let run = match result {
+        Ok(run) => run,
+        Err(e @ RunError::Busy(_)) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&lifecycle::runs::RunView::from(run.clone()))?
+        );
+    } else {
+        let report: lifecycle::Report = serde_json::from_value(run.report.clone())?;
+        println!(
+            "lifecycle run {} ({}{}): {}",
+            run.id,
+            run.trigger,
+            if run.dry_run { ", dry run" } else { "" },
+            run.status
+        );
+        print!("{}", report.table(run.dry_run));
+        if let Some(e) = &run.error {
+            println!("error: {e}");
+        }
+    }
+    Ok(if run.status == entity::lifecycle_run::STATUS_FAILED {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -147,6 +247,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             println!("{}", mint(&config.jwt, &claims)?);
         }
+        Command::Lifecycle(_) => unreachable!("handled in main"),
     }
     Ok(())
 }

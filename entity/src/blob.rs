@@ -2,11 +2,15 @@
 use sea_orm::entity::prelude::*;
 
 /// `pending` until the object is written; `verifying` while Cairn hashes a completed multipart
-/// upload; `stored` once verified; `failed` when verification refused it.
+/// upload; `stored` once verified; `failed` when verification refused it (or its upload was
+/// abandoned); `deleting` once the lifecycle sweep decided to remove its object (no item holds a
+/// reference): the object goes, then the row (or, while a failed item still names it, the row
+/// returns to `failed`).
 pub const STATE_PENDING: &str = "pending";
 pub const STATE_VERIFYING: &str = "verifying";
 pub const STATE_STORED: &str = "stored";
 pub const STATE_FAILED: &str = "failed";
+pub const STATE_DELETING: &str = "deleting";
 
 pub const VISIBILITY_PRIVATE: &str = "private";
 pub const VISIBILITY_PUBLIC: &str = "public";

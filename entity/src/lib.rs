@@ -3,4 +3,7 @@ pub mod artifact;
 pub mod blob;
 pub mod cdn_invalidation;
 pub mod dataset_event;
+pub mod job_lease;
+pub mod lifecycle_run;
 pub mod raw_asset;
+pub mod retention_policy;

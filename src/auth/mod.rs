@@ -3,5 +3,5 @@
 mod scope;
 mod token;
 
-pub use scope::Scope;
+pub use scope::{Operator, Scope};
 pub use token::{mint, Claims, Role, TokenError, Verifier};

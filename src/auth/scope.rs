@@ -96,3 +96,31 @@ impl FromRequestParts<AppState> for Scope {
         })
     }
 }
+
+/// A caller of the operator API (`/admin`): a valid token with `operator: true`. No tenant
+/// scope: operators see every tenant.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub user: String,
+    pub trace_id: String,
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = claims(parts, state)?;
+        if !claims.operator {
+            return Err(ApiError::forbidden(
+                "the operator API needs a token with `operator: true`",
+            ));
+        }
+        Ok(Operator {
+            user: claims.sub,
+            trace_id: current_trace_id(),
+        })
+    }
+}

@@ -15,6 +15,14 @@ pub mod kind {
     pub const RAW_REGISTERED: &str = "raw.registered";
     pub const RAW_REGISTER_FAILED: &str = "raw.register_failed";
     pub const RAW_DOWNLOAD_PRESIGNED: &str = "raw.download_presigned";
+    /// Lifecycle: an upload never completed within `CAIRN_PENDING_TTL_SECS`.
+    pub const RAW_ABANDONED: &str = "raw.upload_abandoned";
+    /// Lifecycle: soft-deleted by retention.
+    pub const RAW_DELETED: &str = "raw.deleted";
+    /// Lifecycle: the deleted asset's catalog row was removed.
+    pub const RAW_PURGED: &str = "raw.purged";
+    /// Lifecycle: an object was removed from the store (no item referenced it any more).
+    pub const OBJECT_REMOVED: &str = "object.removed";
 }
 
 /// One event about `subject` in `scope`'s tenant and env.

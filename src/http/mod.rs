@@ -9,6 +9,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::{app::AppState, error::ApiError};
 
+pub mod admin;
 pub mod artifacts;
 pub mod cdn;
 mod cors;
@@ -43,6 +44,12 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts/{id}/lineage", get(artifacts::lineage_chain))
         .route("/runs/{run_id}/artifacts", get(artifacts::list_run))
         .route("/runs/{run_id}/cdn-cookies", post(artifacts::cdn_cookies))
+        .route(
+            "/admin/tenants/{tenant}/retention",
+            put(admin::put_retention).get(admin::get_retention),
+        )
+        .route("/admin/lifecycle/run", post(admin::run_lifecycle))
+        .route("/admin/lifecycle/runs", get(admin::list_runs))
         .nest("/storage/raw", raw.clone())
         .nest("/nexus/raw", raw)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));

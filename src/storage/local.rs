@@ -20,8 +20,8 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    signing::UrlSigner, BodyStream, ObjectInfo, ObjectStore, PutError, StoreError, Upload,
-    UploadMethod, UploadSpec,
+    signing::UrlSigner, BodyStream, ListedObject, ObjectInfo, ObjectPage, ObjectStore, PutError,
+    StoreError, Upload, UploadMethod, UploadSpec,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -321,6 +321,44 @@ fn check(sig_ok: bool, exp: i64, now: DateTime<Utc>) -> Result<(), UrlError> {
     }
 }
 
+fn list_dir(root: &Path, prefix: &str) -> std::io::Result<Vec<ListedObject>> {
+    let mut out = Vec::new();
+    let shards = match std::fs::read_dir(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for shard in shards {
+        for entry in std::fs::read_dir(shard?.path())? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                continue;
+            }
+            let md = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let key = match std::fs::read(LocalStore::meta_path(&path)) {
+                Ok(bytes) => match serde_json::from_slice::<Meta>(&bytes) {
+                    Ok(meta) => meta.key,
+                    Err(_) => continue,
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if key.starts_with(prefix) {
+                out.push(ListedObject {
+                    key,
+                    size: md.len(),
+                    last_modified: md.modified().map(DateTime::<Utc>::from).unwrap_or_default(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn io_err(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -422,6 +460,27 @@ impl ObjectStore for LocalStore {
             }
         }
         Ok(())
+    }
+
+    /// Every object under `prefix` in one page: the embedded store is small, and its keys live
+    /// in the metadata files beside the objects. An object whose metadata is missing (a crash
+    /// between its two renames) has no key to list and is left out.
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        _next: Option<String>,
+    ) -> Result<ObjectPage, StoreError> {
+        let root = self.root.join("objects");
+        let prefix = prefix.to_owned();
+        let mut objects = tokio::task::spawn_blocking(move || list_dir(&root, &prefix))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?
+            .map_err(io_err)?;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(ObjectPage {
+            objects,
+            next: None,
+        })
     }
 
     async fn presign_upload(

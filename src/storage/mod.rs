@@ -118,6 +118,32 @@ pub struct UploadedPart {
     pub etag: String,
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// One page of a listing; `next` continues it.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// A multipart upload the store still holds open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: DateTime<Utc>,
+}
+
+/// The most keys one multi-object delete request carries (S3's limit).
+pub const DELETE_BATCH: usize = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadMethod {
     Put,
@@ -139,6 +165,25 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Removes the object; removing a missing object is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+
+    /// Removes up to [`DELETE_BATCH`] objects, in one request where the store has multi-object
+    /// delete. Answers the keys it could not remove, with why; missing objects are not errors.
+    async fn delete_many(&self, keys: &[ObjectKey]) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(delete_each(self, keys).await)
+    }
+
+    /// One page (up to 1000) of the objects under `prefix`, in key order, continuing after
+    /// `next` from the previous page.
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ObjectPage, StoreError>;
+
+    /// Multipart uploads open under `prefix` (none on stores without multipart uploads).
+    async fn list_multipart_uploads(&self, _prefix: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        Ok(Vec::new())
+    }
 
     /// Streams exactly `spec.size` bytes into the store at `spec.key`, hashing on the fly and
     /// checking `spec.sha256` when given; returns the content's SHA-256. Never overwrites.
@@ -220,6 +265,20 @@ pub trait ObjectStore: Send + Sync + 'static {
         };
         Ok(Some((info.size, sha)))
     }
+}
+
+/// Removes `keys` with one [`ObjectStore::delete`] each; answers the keys that failed, with why.
+pub async fn delete_each<S: ObjectStore + ?Sized>(
+    store: &S,
+    keys: &[ObjectKey],
+) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    for key in keys {
+        if let Err(e) = store.delete(key).await {
+            failed.push((key.as_str().to_owned(), e.to_string()));
+        }
+    }
+    failed
 }
 
 /// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::{
     config::{ProvideCredentials, SharedCredentialsProvider},
     error::{ProvideErrorMetadata, SdkError},
-    types::{ChecksumMode, ChecksumType},
+    types::{ChecksumMode, ChecksumType, Delete, ObjectIdentifier},
     Client,
 };
 use base64::Engine;
@@ -21,8 +21,8 @@ use sha2::Digest;
 use super::{
     retry::Backoff,
     sigv4::{self, Credentials, Presign, Signer},
-    BodyStream, ObjectInfo, ObjectStore, PutError, StoreError, Upload, UploadMethod, UploadSpec,
-    UploadedPart,
+    BodyStream, ListedObject, ObjectInfo, ObjectPage, ObjectStore, OpenUpload, PutError,
+    StoreError, Upload, UploadMethod, UploadSpec, UploadedPart,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -236,6 +236,10 @@ impl S3Store {
     }
 }
 
+fn chrono_time(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
 fn seconds_until(t: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     (t - now).num_seconds().max(1) as u64
 }
@@ -346,6 +350,126 @@ impl ObjectStore for S3Store {
             .await
             .map(|_| ())
             .map_err(store_error)
+    }
+
+    /// One DeleteObjects request (quiet: only failures come back), retried when transient.
+    #[tracing::instrument(skip(self, keys), fields(bucket = %self.bucket, keys = keys.len()))]
+    async fn delete_many(&self, keys: &[ObjectKey]) -> Result<Vec<(String, String)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k.as_str()).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let out = self
+            .backoff
+            .run("delete_objects", || async {
+                self.client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete.clone())
+                    .send()
+                    .await
+                    .map_err(store_error)
+            })
+            .await?;
+        Ok(out
+            .errors()
+            .iter()
+            .filter(|e| e.code() != Some("NoSuchKey"))
+            .map(|e| {
+                (
+                    e.key().unwrap_or_default().to_owned(),
+                    format!(
+                        "{}: {}",
+                        e.code().unwrap_or("error"),
+                        e.message().unwrap_or_default()
+                    ),
+                )
+            })
+            .collect())
+    }
+
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ObjectPage, StoreError> {
+        let out = self
+            .backoff
+            .run("list_objects", || async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(next.clone())
+                    .send()
+                    .await
+                    .map_err(store_error)
+            })
+            .await?;
+        Ok(ObjectPage {
+            objects: out
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ListedObject {
+                        key: o.key()?.to_owned(),
+                        size: o.size().unwrap_or(0).max(0) as u64,
+                        last_modified: o.last_modified().map(chrono_time).unwrap_or_default(),
+                    })
+                })
+                .collect(),
+            next: out
+                .is_truncated()
+                .unwrap_or(false)
+                .then(|| out.next_continuation_token().map(str::to_owned))
+                .flatten(),
+        })
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let out = self
+                .backoff
+                .run("list_multipart_uploads", || async {
+                    self.client
+                        .list_multipart_uploads()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_key_marker(key_marker.clone())
+                        .set_upload_id_marker(id_marker.clone())
+                        .send()
+                        .await
+                        .map_err(store_error)
+                })
+                .await?;
+            uploads.extend(out.uploads().iter().filter_map(|u| {
+                Some(OpenUpload {
+                    key: u.key()?.to_owned(),
+                    upload_id: u.upload_id()?.to_owned(),
+                    initiated: u.initiated().map(chrono_time).unwrap_or_default(),
+                })
+            }));
+            if !out.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            id_marker = out.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && id_marker.is_none() {
+                break;
+            }
+        }
+        Ok(uploads)
     }
 
     async fn presign_upload(

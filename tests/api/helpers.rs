@@ -95,6 +95,30 @@ async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
+/// Whether this run's catalog is `backend` and its store `storage`; otherwise says on stderr that
+/// the calling test is skipped (it then returns).
+pub fn runs_on(backend_: &str, storage_: &str) -> bool {
+    let (b, s) = (backend(), storage());
+    if b == backend_ && s == storage_ {
+        return true;
+    }
+    eprintln!(
+        "skipped: needs CAIRN_TEST_BACKEND={backend_} and CAIRN_TEST_STORAGE={storage_} \
+         (this run: {b} and {s})"
+    );
+    false
+}
+
+/// A fresh, empty Postgres database, for processes a test starts itself: its URL.
+pub async fn new_postgres_database() -> String {
+    postgres_database().await
+}
+
+/// A fresh bucket, for processes a test starts itself.
+pub async fn new_s3_bucket() -> String {
+    s3_bucket().await
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
@@ -125,6 +149,8 @@ impl TestApp {
             max_upload_bytes: "1048576".into(),
             jwt_secret: Some(SECRET.into()),
             envs: "dev,staging,prod".into(),
+            // Tests run sweeps themselves, with an injected clock; no schedule fires meanwhile.
+            jobs: Some("off".into()),
             ..Default::default()
         };
         if let Some(bucket) = &bucket {

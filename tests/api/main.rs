@@ -20,6 +20,8 @@ mod dedup;
 mod delivery;
 mod invalidation;
 mod isolation;
+mod lifecycle;
+mod lifecycle_replicas;
 mod multipart;
 mod objects;
 mod observability;

@@ -37,6 +37,7 @@ pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
 pub use delivery::{delivery_url, download_url, manifest, run_grant, RunGrant};
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
+pub(crate) use settle::ev;
 pub use watch::{wait, Changes};
 
 /// `Cache-Control` of public objects: keys never repeat, so the CDN may keep them forever.

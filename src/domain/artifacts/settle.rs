@@ -14,7 +14,7 @@ use crate::domain::{blobs, catalog_time};
 use crate::http::metrics::record_outcome;
 
 /// Event types.
-pub(super) mod ev {
+pub(crate) mod ev {
     pub const CREATED: &str = "artifact.created";
     pub const DEDUPLICATED: &str = "artifact.deduplicated";
     pub const UPLOADED: &str = "artifact.uploaded";
@@ -22,6 +22,8 @@ pub(super) mod ev {
     pub const FAILED: &str = "artifact.failed";
     pub const DELETED: &str = "artifact.deleted";
     pub const LEGAL_HOLD: &str = "artifact.legal_hold";
+    /// The lifecycle sweep removed the deleted artifact's catalog row.
+    pub const PURGED: &str = "artifact.purged";
 }
 
 /// Bytes of `blob` were verified to be `sha`: the artifact (still `from_status`, its blob still

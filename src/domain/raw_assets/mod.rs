@@ -75,7 +75,7 @@ pub(super) fn lineage(a: &raw_asset::Model) -> Value {
     json!({ "blob_id": a.blob_id, "source_ref": a.source_ref })
 }
 
-pub(super) fn asset_event<'a>(
+pub(crate) fn asset_event<'a>(
     k: &'static str,
     scope: &'a Scope,
     a: &raw_asset::Model,

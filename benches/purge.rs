@@ -1,0 +1,551 @@
+//! Purge throughput of the lifecycle sweep against an S3-compatible store: N expired artifacts
+//! (100,000 by default) purged by one `cairn::lifecycle::run`, with batched multi-object deletes
+//! (DeleteObjects, up to 1,000 keys a request) and then with one DeleteObject per object, in one
+//! run. Prints objects/s for both and the ratio, and splits each sweep: the object-removal step,
+//! and the time spent waiting for the store's delete answers (the store is wrapped to time its
+//! deletes); the rest is catalog work (rows, references, events).
+//!
+//! Each mode gets a fresh bucket and a fresh catalog, seeded outside the measurement: N small
+//! objects (64 bytes, distinct) put straight to the store with the SDK, 64 in flight, and for each
+//! a `stored` blob row and an artifact row `deleted` 30 days ago (past the default 7-day grace).
+//! The whole sweep is timed; afterwards the bench checks that it reported N objects removed, no
+//! errors, and that the bucket is empty.
+//!
+//! Needs `AWS_*` variables reaching a store: run `scripts/bench-s3.sh`, which starts Garage, or
+//! `cargo bench --bench purge` with them set. `CAIRN_BENCH_PURGE_ITEMS` sets N;
+//! `CAIRN_BENCH_PURGE_MODES` (`batched,single` by default) picks the modes;
+//! `CAIRN_BENCH_DATABASE_URL=postgres://...` uses that (empty) database instead of SQLite files in
+//! a temp dir.
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Instant,
+};
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use cairn::{
+    config::{Config, LifecycleConfig, Settings, StorageConfig},
+    domain::{Filename, ObjectKey},
+    lifecycle::{self, Lifecycle, Report, SweepOptions, Trigger},
+    storage::{
+        BodyStream, ObjectInfo, ObjectPage, ObjectStore, OpenUpload, PutError, StoreError, Upload,
+        UploadMethod, UploadSpec, UploadedPart,
+    },
+};
+use chrono::{DateTime, Duration, Utc};
+use entity::{artifact, blob};
+use futures_util::{StreamExt, TryStreamExt};
+use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Objects put concurrently while seeding.
+const PUTS_IN_FLIGHT: usize = 64;
+/// Rows per INSERT: 28 artifact columns × 1,000 stays under SQLite's 32,766 bind parameters.
+const INSERT_CHUNK: usize = 1_000;
+const OBJECT_BYTES: usize = 64;
+const TENANT: &str = "bench";
+const ENV: &str = "dev";
+const RUN: &str = "purge-run";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Batched,
+    Single,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Batched => "batched",
+            Mode::Single => "single",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Batched => "batched (DeleteObjects, 1,000 keys)",
+            Mode::Single => "one DeleteObject per object",
+        }
+    }
+}
+
+struct Measured {
+    mode: Mode,
+    items: u64,
+    secs: f64,
+    /// The object-removal step alone (deletes and their blob rows).
+    removal_secs: f64,
+    /// Waiting for the store's delete answers.
+    store_secs: f64,
+    delete_requests: u64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.items as f64 / self.secs
+    }
+}
+
+/// The S3 store, timing its deletes: how much of a sweep is spent waiting for the store.
+struct Timed<S> {
+    inner: S,
+    delete_nanos: AtomicU64,
+    delete_requests: AtomicU64,
+}
+
+impl<S> Timed<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            delete_nanos: AtomicU64::new(0),
+            delete_requests: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, start: Instant) {
+        self.delete_nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.delete_requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore> ObjectStore for Timed<S> {
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
+        self.inner.head(key).await
+    }
+
+    async fn digest(&self, key: &ObjectKey) -> Result<Option<cairn::domain::Sha256>, StoreError> {
+        self.inner.digest(key).await
+    }
+
+    async fn read_prefix(
+        &self,
+        key: &ObjectKey,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.read_prefix(key, len).await
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let start = Instant::now();
+        let res = self.inner.delete(key).await;
+        self.record(start);
+        res
+    }
+
+    async fn delete_many(&self, keys: &[ObjectKey]) -> Result<Vec<(String, String)>, StoreError> {
+        let start = Instant::now();
+        let res = self.inner.delete_many(keys).await;
+        self.record(start);
+        res
+    }
+
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        next: Option<String>,
+    ) -> Result<ObjectPage, StoreError> {
+        self.inner.list_objects(prefix, next).await
+    }
+
+    async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        self.inner.list_multipart_uploads(prefix).await
+    }
+
+    async fn put_stream(
+        &self,
+        spec: &UploadSpec<'_>,
+        body: BodyStream,
+    ) -> Result<cairn::domain::Sha256, PutError> {
+        self.inner.put_stream(spec, body).await
+    }
+
+    async fn presign_upload(
+        &self,
+        spec: &UploadSpec<'_>,
+        method: UploadMethod,
+    ) -> Result<Upload, StoreError> {
+        self.inner.presign_upload(spec, method).await
+    }
+
+    async fn presign_multipart(&self, spec: &UploadSpec<'_>) -> Result<Option<Upload>, StoreError> {
+        self.inner.presign_multipart(spec).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &ObjectKey,
+        upload_id: &str,
+        parts: Option<&[UploadedPart]>,
+    ) -> Result<(), StoreError> {
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+
+    async fn abort_multipart(&self, key: &ObjectKey, upload_id: &str) -> Result<(), StoreError> {
+        self.inner.abort_multipart(key, upload_id).await
+    }
+
+    async fn presign_download(
+        &self,
+        key: &ObjectKey,
+        filename: &Filename,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        self.inner.presign_download(key, filename, expires_at).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        disposition: Option<&str>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        self.inner.presign_get(key, disposition, expires_at).await
+    }
+
+    fn uri(&self, key: &ObjectKey) -> String {
+        self.inner.uri(key)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.inner.check_ready().await
+    }
+}
+
+fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .build(),
+    )
+}
+
+fn settings(data_dir: &std::path::Path, bucket: &str) -> Settings {
+    Settings {
+        database_url: std::env::var("CAIRN_BENCH_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
+        storage: "s3".into(),
+        data_dir: data_dir.to_owned(),
+        raw_bucket: Some(bucket.to_owned()),
+        s3_force_path_style: "true".into(),
+        s3_conditional_writes: "false".into(),
+        aws_region: std::env::var("AWS_REGION").ok(),
+        aws_endpoint_url_s3: std::env::var("AWS_ENDPOINT_URL_S3").ok(),
+        multipart_threshold: "8388608".into(),
+        listen: "127.0.0.1:0".into(),
+        presign_ttl_secs: "3600".into(),
+        max_upload_bytes: "1048576".into(),
+        jwt_secret: Some("bench-secret-0123456789abcdef0123456789".into()),
+        envs: ENV.into(),
+        ..Default::default()
+    }
+}
+
+/// Object `i`'s content: 64 bytes, distinct per mode and item.
+fn content(mode: Mode, i: u64) -> Vec<u8> {
+    let mut v = format!("cairn purge bench, {} mode, item {i:010}", mode.name()).into_bytes();
+    v.resize(OBJECT_BYTES, b'.');
+    v
+}
+
+fn key(id: Uuid) -> String {
+    format!("tenants/{TENANT}/{ENV}/runs/{RUN}/image/{id}/f.png")
+}
+
+/// Puts the N objects (not measured).
+async fn put_objects(client: &aws_sdk_s3::Client, bucket: &str, mode: Mode, ids: &[Uuid]) {
+    let start = Instant::now();
+    let total = ids.len();
+    let done = AtomicUsize::new(0);
+    futures_util::stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| {
+            let done = &done;
+            async move {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key(*id))
+                    .content_type("image/png")
+                    .body(ByteStream::from(content(mode, i as u64)))
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_s3::error::DisplayErrorContext(e).to_string())?;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 10_000 == 0 || n == total {
+                    eprintln!(
+                        "  [{}] put {n}/{total} objects ({:.0} s)",
+                        mode.name(),
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                Ok::<_, String>(())
+            }
+        })
+        .buffer_unordered(PUTS_IN_FLIGHT)
+        .try_collect::<()>()
+        .await
+        .expect("put a seed object");
+}
+
+/// Inserts a `stored` blob and a `deleted` artifact per object (not measured).
+async fn insert_rows(
+    db: &DatabaseConnection,
+    bucket: &str,
+    mode: Mode,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) {
+    let start = Instant::now();
+    let created = now - Duration::days(31);
+    let deleted = now - Duration::days(30);
+    let txn = db.begin().await.unwrap();
+    for (c, chunk) in ids.chunks(INSERT_CHUNK).enumerate() {
+        let base = (c * INSERT_CHUNK) as u64;
+        let mut blobs = Vec::with_capacity(chunk.len());
+        let mut artifacts = Vec::with_capacity(chunk.len());
+        for (j, id) in chunk.iter().enumerate() {
+            let bytes = content(mode, base + j as u64);
+            let sha = hex::encode(Sha256::digest(&bytes));
+            let blob_id = Uuid::now_v7();
+            let key = key(*id);
+            blobs.push(blob::ActiveModel {
+                id: Set(blob_id),
+                tenant_id: Set(TENANT.into()),
+                env: Set(ENV.into()),
+                visibility: Set(blob::VISIBILITY_PRIVATE.into()),
+                key: Set(key.clone()),
+                sha256: Set(Some(sha.clone())),
+                size_bytes: Set(OBJECT_BYTES as i64),
+                content_type: Set("image/png".into()),
+                state: Set(blob::STATE_STORED.into()),
+                ref_count: Set(1),
+                upload_id: Set(None),
+                created_at: Set(created),
+                updated_at: Set(created),
+            });
+            artifacts.push(artifact::ActiveModel {
+                artifact_id: Set(*id),
+                tenant_id: Set(TENANT.into()),
+                env: Set(ENV.into()),
+                run_id: Set(RUN.into()),
+                kind: Set("image".into()),
+                visibility: Set(blob::VISIBILITY_PRIVATE.into()),
+                blob_id: Set(Some(blob_id)),
+                render_ref: Set(None),
+                uri: Set(format!("s3://{bucket}/{key}")),
+                filename: Set("f.png".into()),
+                content_type: Set("image/png".into()),
+                size_bytes: Set(OBJECT_BYTES as i64),
+                sha256: Set(Some(sha)),
+                status: Set(artifact::STATUS_DELETED.into()),
+                legal_hold: Set(false),
+                expires_at: Set(None),
+                workspace_id: Set(None),
+                project_id: Set(None),
+                canvas_id: Set(None),
+                rev: Set(None),
+                correlation_id: Set(None),
+                actor_id: Set(None),
+                derived_from: Set(serde_json::json!([])),
+                created_by: Set("bench".into()),
+                created_at: Set(created),
+                updated_at: Set(deleted),
+                deleted_at: Set(Some(deleted)),
+            });
+        }
+        blob::Entity::insert_many(blobs)
+            .exec_without_returning(&txn)
+            .await
+            .unwrap();
+        artifact::Entity::insert_many(artifacts)
+            .exec_without_returning(&txn)
+            .await
+            .unwrap();
+    }
+    txn.commit().await.unwrap();
+    eprintln!(
+        "  [{}] inserted {} blob and artifact rows ({:.1} s)",
+        mode.name(),
+        ids.len(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, n: u64) -> Measured {
+    let client = s3_client(sdk);
+    let bucket = format!("cairn-purge-{}-{}", mode.name(), Uuid::now_v7().simple());
+    client
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create the bench bucket (is the store up? use scripts/bench-s3.sh)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_settings(&settings(dir.path(), &bucket)).unwrap();
+    let StorageConfig::S3(s3) = &config.storage else {
+        unreachable!("the bench configures S3")
+    };
+    let store = Arc::new(Timed::new(
+        cairn::storage::s3::connect(s3, config.multipart_threshold)
+            .await
+            .unwrap(),
+    ));
+    let db = cairn::connect(&config).await.unwrap();
+    cairn::migrate(&db).await.unwrap();
+
+    eprintln!("[{}] seeding {n} expired items in {bucket}", mode.name());
+    let now = Utc::now();
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    put_objects(&client, &bucket, mode, &ids).await;
+    insert_rows(&db, &bucket, mode, &ids, now).await;
+
+    let lc = Lifecycle {
+        db: db.clone(),
+        store: store.clone(),
+        config: LifecycleConfig::default(),
+        invalidate: false,
+        holder: lifecycle::lease::holder_id(),
+    };
+    // When each step last reported, and some progress on stderr.
+    let last: Arc<Mutex<HashMap<&'static str, Instant>>> = Arc::default();
+    let progress = {
+        let last = last.clone();
+        let name = mode.name();
+        let every = (n / 10).max(1);
+        let printed = Mutex::new(HashMap::<&'static str, u64>::new());
+        move |step: &'static str, done: u64| {
+            last.lock().unwrap().insert(step, Instant::now());
+            let mut p = printed.lock().unwrap();
+            let seen = p.entry(step).or_insert(0);
+            if done >= *seen + every {
+                *seen = done;
+                eprintln!("  [{name}] sweep: {step} {done}");
+            }
+        }
+    };
+    let opts = SweepOptions {
+        single_deletes: mode == Mode::Single,
+        progress: Some(Arc::new(progress)),
+        ..Default::default()
+    };
+    eprintln!("[{}] sweeping", mode.name());
+    let start = Instant::now();
+    let done = lifecycle::run(&lc, Trigger::Cli, &opts, Utc::now())
+        .await
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+
+    let report: Report = serde_json::from_value(done.report.clone()).unwrap();
+    assert_eq!(done.status, "succeeded", "{:?}\n{report:?}", done.error);
+    assert!(!report.has_errors(), "{report:?}");
+    assert_eq!(report.purged.count, n, "{report:?}");
+    assert_eq!(report.objects_deleted.count, n, "{report:?}");
+    assert_eq!(report.objects_pending, 0, "{report:?}");
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .max_keys(10)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.key_count().unwrap_or(0),
+        0,
+        "objects left in {bucket}: {:?}",
+        listed.contents()
+    );
+
+    let removal_secs = {
+        let last = last.lock().unwrap();
+        match (last.get("purged"), last.get("objects removed")) {
+            (Some(p), Some(o)) => o.duration_since(*p).as_secs_f64(),
+            _ => f64::NAN,
+        }
+    };
+    client.delete_bucket().bucket(&bucket).send().await.ok();
+    let m = Measured {
+        mode,
+        items: report.objects_deleted.count,
+        secs,
+        removal_secs,
+        store_secs: store.delete_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        delete_requests: store.delete_requests.load(Ordering::Relaxed),
+    };
+    eprintln!(
+        "[{}] {} objects in {:.1} s: {:.0} objects/s",
+        mode.name(),
+        m.items,
+        m.secs,
+        m.rate()
+    );
+    m
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u64 = std::env::var("CAIRN_BENCH_PURGE_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let modes: Vec<Mode> = std::env::var("CAIRN_BENCH_PURGE_MODES")
+        .unwrap_or_else(|_| "batched,single".into())
+        .split(',')
+        .map(|m| match m.trim() {
+            "batched" => Mode::Batched,
+            "single" => Mode::Single,
+            other => panic!("CAIRN_BENCH_PURGE_MODES: `{other}` is not batched or single"),
+        })
+        .collect();
+    let catalog = if std::env::var("CAIRN_BENCH_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        "Postgres"
+    } else {
+        "SQLite"
+    };
+    let sdk = aws_config::load_from_env().await;
+    println!(
+        "purge of {n} expired items ({OBJECT_BYTES}-byte objects) on {} with a {catalog} catalog (nproc {})",
+        std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| "AWS S3".into()),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    let mut results = Vec::new();
+    for mode in modes {
+        results.push(measure(&sdk, mode, n).await);
+    }
+
+    println!(
+        "\n{:<36} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "mode", "items", "sweep s", "objects/s", "removal s", "store s", "requests"
+    );
+    for m in &results {
+        println!(
+            "{:<36} {:>8} {:>9.1} {:>10.0} {:>10.1} {:>9.1} {:>9}",
+            m.mode.label(),
+            m.items,
+            m.secs,
+            m.rate(),
+            m.removal_secs,
+            m.store_secs,
+            m.delete_requests
+        );
+    }
+    println!(
+        "(removal s: the sweep's object-removal step; store s: waiting for delete answers; \
+         the rest of a sweep is catalog work)"
+    );
+    let rate = |mode| results.iter().find(|m| m.mode == mode).map(Measured::rate);
+    if let (Some(b), Some(s)) = (rate(Mode::Batched), rate(Mode::Single)) {
+        println!("batched / single: {:.1}× (target: at least 20×)", b / s);
+    }
+}

@@ -1,0 +1,159 @@
+//! The operator API (`/admin`, tokens with `operator: true`): retention rules and the lifecycle
+//! sweep's history and manual runs.
+use axum::{
+    extract::{Path, Query, State},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::json::ApiJson;
+use crate::{
+    app::AppState,
+    auth::Operator,
+    domain::TenantId,
+    error::{ApiError, ApiResult},
+    lifecycle::{self, policy, runs::RunView, RunError, SweepOptions, Trigger},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    rules: Vec<policy::Rule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RetentionView {
+    tenant_id: String,
+    rules: Vec<policy::Rule>,
+    /// `CAIRN_RETENTION_DAYS`: applies where no rule does (`null`: keep).
+    default_days: Option<u32>,
+}
+
+fn tenant(raw: &str) -> ApiResult<TenantId> {
+    TenantId::parse(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.detail))
+}
+
+async fn retention_view(app: &AppState, t: &TenantId) -> ApiResult<RetentionView> {
+    Ok(RetentionView {
+        tenant_id: t.to_string(),
+        rules: policy::rules_of(&app.db, t).await?,
+        default_days: app.config.lifecycle.default_retention_days,
+    })
+}
+
+/// `PUT /admin/tenants/{tenant}/retention` `{rules: [{env?, kind?, days}]}`: replaces the
+/// tenant's rules.
+pub async fn put_retention(
+    State(app): State<AppState>,
+    op: Operator,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RetentionBody>,
+) -> ApiResult<Json<RetentionView>> {
+    let t = tenant(&raw)?;
+    policy::validate(&body.rules, &app.config.envs)
+        .map_err(|e| ApiError::bad_request("invalid_retention", e.0))?;
+    policy::replace(
+        &app.db,
+        &t,
+        &body.rules,
+        crate::domain::catalog_time(Utc::now()),
+    )
+    .await?;
+    tracing::info!(tenant.id = %t, operator = %op.user, rules = body.rules.len(), "retention rules replaced");
+    Ok(Json(retention_view(&app, &t).await?))
+}
+
+/// `GET /admin/tenants/{tenant}/retention`.
+pub async fn get_retention(
+    State(app): State<AppState>,
+    _op: Operator,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<RetentionView>> {
+    let t = tenant(&raw)?;
+    Ok(Json(retention_view(&app, &t).await?))
+}
+
+fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
+    match v {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("") | Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`{name}` must be true or false, not `{other}`"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    dry_run: Option<String>,
+    fix_orphans: Option<String>,
+}
+
+/// `POST /admin/lifecycle/run?dry_run=&fix_orphans=`: runs a sweep now and answers its record.
+pub async fn run_lifecycle(
+    State(app): State<AppState>,
+    op: Operator,
+    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunView>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let opts = SweepOptions {
+        dry_run: flag("dry_run", q.dry_run.as_deref())?,
+        fix_orphans: flag("fix_orphans", q.fix_orphans.as_deref())?,
+        ..Default::default()
+    };
+    tracing::info!(operator = %op.user, dry_run = opts.dry_run, "lifecycle sweep requested");
+    match lifecycle::run(&app.lifecycle, Trigger::Api, &opts, Utc::now()).await {
+        Ok(run) => Ok(Json(run.into())),
+        Err(e @ RunError::Busy(_)) => Err(ApiError::conflict("lifecycle_running", e.to_string())),
+        Err(RunError::Db(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunsView {
+    runs: Vec<RunView>,
+}
+
+/// `GET /admin/lifecycle/runs?limit=&before=`: the latest runs first.
+pub async fn list_runs(
+    State(app): State<AppState>,
+    _op: Operator,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunsView>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_request", "`limit` must be between 1 and 500")
+            })?,
+    };
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(v) => Some(
+            DateTime::parse_from_rfc3339(v)
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_request", "`before` must be an RFC 3339 time")
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    let runs = lifecycle::runs::list(&app.db, limit, before).await?;
+    Ok(Json(RunsView {
+        runs: runs.into_iter().map(RunView::from).collect(),
+    }))
+}
