@@ -83,8 +83,8 @@ start_throwaway_postgres() {
     PG_TMP="$(mktemp -d /tmp/cairn-pg.XXXXXX)"
     chmod 755 "$PG_TMP"
     [ "$(id -u)" = 0 ] && chown postgres "$PG_TMP"
-    local port=55432
-    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    local port
+    port=$(free_port 25432)
     log "starting a throwaway PostgreSQL cluster on port $port"
     as_postgres "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres --auth=trust -E UTF8 >/dev/null || return 1
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \

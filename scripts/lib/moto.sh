@@ -30,7 +30,7 @@ moto_bin() {
 start_moto() {
     local bin port
     bin="$(moto_bin)" || { log "moto_server is unavailable"; return 1; }
-    port=$(free_port 45000)
+    port=$(free_port 24500)
     MOTO_LOG="$(mktemp /tmp/cairn-moto.XXXXXX)"
     log "starting moto on 127.0.0.1:$port"
     "$bin" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
