@@ -7,6 +7,8 @@
 # if it answers; otherwise a throwaway cluster created here with Debian's initdb/pg_ctl (the
 # `postgresql` package is installed when missing) and removed afterwards.
 # CloudFront API: moto's server (PyPI moto[server], installed when missing) on a free loopback port.
+# Browser: Debian's chromium (apt, when missing) and playwright-core (npm ci in tests/browser) for
+# the dashboard test, which saves its screenshots under target/screenshots/.
 # S3: a single-node Garage ($GARAGE_VERSION, installed with `cargo install` when missing) on free
 # loopback ports with a temp data dir (infra/garage/garage.toml), stopped when done.
 # Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the CloudFront
@@ -27,6 +29,8 @@ PG_BIN=""
 . scripts/lib/garage.sh
 # shellcheck source=lib/moto.sh
 . scripts/lib/moto.sh
+# shellcheck source=lib/browser.sh
+. scripts/lib/browser.sh
 RESULTS="$(mktemp /tmp/cairn-test-output.XXXXXX)"
 
 # One backend run: the workspace's tests; the output is kept for the closing summary.
@@ -131,6 +135,12 @@ static_checks
 if ! start_moto; then
     [ "${CI:-}" = "true" ] && die "moto could not be installed or started; CI does not skip the CloudFront tests"
     log "WARNING: moto unavailable; the CloudFront invalidation tests were SKIPPED (they are required in CI)"
+fi
+
+# The dashboard's browser test: Debian's Chromium driven by Playwright (tests/browser).
+if ! start_browser_tools; then
+    [ "${CI:-}" = "true" ] && die "Chromium or Playwright could not be installed; CI does not skip the browser test"
+    log "WARNING: Chromium unavailable; the dashboard browser test was SKIPPED (it is required in CI)"
 fi
 
 log "SQLite catalog + local object store"

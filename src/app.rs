@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     domain::artifacts::{verify::VerifyQueue, Changes},
     lifecycle::Lifecycle,
+    metering::Metering,
     storage::{local::LocalStore, ObjectStore},
 };
 
@@ -31,6 +32,8 @@ pub struct App {
     pub verify_queue: VerifyQueue,
     /// The lifecycle sweep's context (the scheduler and `POST /admin/lifecycle/run`).
     pub lifecycle: Arc<Lifecycle>,
+    /// The metering job's context (the scheduler and the operator API).
+    pub metering: Arc<Metering>,
 }
 
 #[derive(Clone)]

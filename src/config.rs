@@ -115,6 +115,24 @@ pub struct Settings {
     /// rules (`PUT /admin/tenants/{tenant}/retention`) override it. Unset: keep until deleted.
     #[arg(long, env = "CAIRN_RETENTION_DAYS")]
     pub retention_days: Option<String>,
+    /// When the metering job runs (storage sample for `usage_daily`, CloudFront log ingest,
+    /// counter reconcile check): cron like CAIRN_LIFECYCLE_CRON. Every replica may fire; one runs.
+    #[arg(long, env = "CAIRN_METERING_CRON", default_value = DEFAULT_METERING_CRON)]
+    pub metering_cron: Option<String>,
+    /// Key prefix in the bucket where CloudFront writes its standard access logs (e.g.
+    /// `cdn-logs/`); the metering job adds their requests and bytes to each tenant's usage.
+    /// Unset: no CDN egress is metered.
+    #[arg(long, env = "CAIRN_CDN_LOG_PREFIX")]
+    pub cdn_log_prefix: Option<String>,
+    /// Price of storage per GB-month, for cost estimates (any currency).
+    #[arg(long, env = "CAIRN_PRICE_STORAGE_GB_MONTH", default_value = "0.023")]
+    pub price_storage_gb_month: Option<String>,
+    /// Price of egress per GB (CDN bytes served), for cost estimates.
+    #[arg(long, env = "CAIRN_PRICE_EGRESS_GB", default_value = "0.085")]
+    pub price_egress_gb: Option<String>,
+    /// Price per 1,000 requests (uploads, download URLs, CDN requests), for cost estimates.
+    #[arg(long, env = "CAIRN_PRICE_REQUESTS_PER_1000", default_value = "0.001")]
+    pub price_requests_per_1000: Option<String>,
     /// CloudFront API endpoint (tests: a local emulator); AWS itself when unset.
     #[arg(long, env = "AWS_ENDPOINT_URL_CLOUDFRONT")]
     pub aws_endpoint_url_cloudfront: Option<String>,
@@ -143,6 +161,7 @@ pub struct Config {
     /// Whether this replica runs scheduled jobs (`CAIRN_JOBS`).
     pub jobs: bool,
     pub lifecycle: LifecycleConfig,
+    pub metering: MeteringConfig,
 }
 
 /// Every 15 minutes, at second 0.
@@ -166,6 +185,46 @@ impl Default for LifecycleConfig {
             pending_ttl: chrono::Duration::seconds(86_400),
             purge_grace: chrono::Duration::seconds(604_800),
             default_retention_days: None,
+        }
+    }
+}
+
+/// Every hour, on the hour.
+pub const DEFAULT_METERING_CRON: &str = "0 0 * * * *";
+
+/// The metering job's schedule, CloudFront log location and prices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeteringConfig {
+    pub cron: String,
+    /// Normalised to end in `/`, or empty for the whole bucket; `None`: no log ingest.
+    pub cdn_log_prefix: Option<String>,
+    pub prices: Prices,
+}
+
+/// What a cost estimate charges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    pub storage_gb_month: f64,
+    pub egress_gb: f64,
+    pub requests_per_1000: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            storage_gb_month: 0.023,
+            egress_gb: 0.085,
+            requests_per_1000: 0.001,
+        }
+    }
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            cron: DEFAULT_METERING_CRON.into(),
+            cdn_log_prefix: None,
+            prices: Prices::default(),
         }
     }
 }
@@ -468,6 +527,7 @@ impl Config {
             }
         };
         let lifecycle = parse_lifecycle(s)?;
+        let metering = parse_metering(s)?;
 
         let config = Self {
             database_url: Secret::new(database_url),
@@ -488,6 +548,7 @@ impl Config {
             cors_origins,
             jobs,
             lifecycle,
+            metering,
         };
         Ok(config)
     }
@@ -537,6 +598,56 @@ fn parse_lifecycle(s: &Settings) -> Result<LifecycleConfig, ConfigError> {
         pending_ttl,
         purge_grace,
         default_retention_days,
+    })
+}
+
+fn parse_metering(s: &Settings) -> Result<MeteringConfig, ConfigError> {
+    let d = MeteringConfig::default();
+    let cron = match s.metering_cron.as_deref() {
+        Some(v) => parse_cron("CAIRN_METERING_CRON", v)?.0,
+        None => d.cron,
+    };
+    let cdn_log_prefix = match s.cdn_log_prefix.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => {
+            let p = p.trim_start_matches('/');
+            if p.chars().any(|c| c.is_control() || c == '\\') || p.contains("//") {
+                return Err(invalid("CAIRN_CDN_LOG_PREFIX", "is not a key prefix"));
+            }
+            Some(if p.is_empty() || p.ends_with('/') {
+                p.to_owned()
+            } else {
+                format!("{p}/")
+            })
+        }
+    };
+    let price = |var: &'static str, v: &Option<String>, default: f64| match v.as_deref() {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .ok_or_else(|| invalid(var, format!("`{v}` is not a price (a number, 0 or more)"))),
+    };
+    let p = d.prices;
+    let prices = Prices {
+        storage_gb_month: price(
+            "CAIRN_PRICE_STORAGE_GB_MONTH",
+            &s.price_storage_gb_month,
+            p.storage_gb_month,
+        )?,
+        egress_gb: price("CAIRN_PRICE_EGRESS_GB", &s.price_egress_gb, p.egress_gb)?,
+        requests_per_1000: price(
+            "CAIRN_PRICE_REQUESTS_PER_1000",
+            &s.price_requests_per_1000,
+            p.requests_per_1000,
+        )?,
+    };
+    Ok(MeteringConfig {
+        cron,
+        cdn_log_prefix,
+        prices,
     })
 }
 
@@ -934,6 +1045,24 @@ mod tests {
     }
 
     #[test]
+    fn metering_settings_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.metering, MeteringConfig::default());
+        s.metering_cron = Some("*/5 * * * *".into());
+        s.cdn_log_prefix = Some("/cdn-logs".into());
+        s.price_storage_gb_month = Some("0.5".into());
+        s.price_egress_gb = Some("0".into());
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.metering.cron, "0 */5 * * * *");
+        assert_eq!(c.metering.cdn_log_prefix.as_deref(), Some("cdn-logs/"));
+        assert_eq!(c.metering.prices.storage_gb_month, 0.5);
+        assert_eq!(c.metering.prices.egress_gb, 0.0);
+        assert_eq!(c.metering.prices.requests_per_1000, 0.001);
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let dir = tempfile::tempdir().unwrap();
         type Change = fn(&mut Settings);
@@ -963,6 +1092,21 @@ mod tests {
             ("CAIRN_JOBS", |s| s.jobs = Some("sometimes".into())),
             ("CAIRN_LIFECYCLE_CRON", |s| {
                 s.lifecycle_cron = Some("every day".into())
+            }),
+            ("CAIRN_METERING_CRON", |s| {
+                s.metering_cron = Some("hourly".into())
+            }),
+            ("CAIRN_CDN_LOG_PREFIX", |s| {
+                s.cdn_log_prefix = Some("logs//cf".into())
+            }),
+            ("CAIRN_PRICE_STORAGE_GB_MONTH", |s| {
+                s.price_storage_gb_month = Some("-1".into())
+            }),
+            ("CAIRN_PRICE_EGRESS_GB", |s| {
+                s.price_egress_gb = Some("cheap".into())
+            }),
+            ("CAIRN_PRICE_REQUESTS_PER_1000", |s| {
+                s.price_requests_per_1000 = Some("NaN".into())
             }),
             ("CAIRN_LIFECYCLE_CRON", |s| {
                 s.lifecycle_cron = Some("0 0 25 * * *".into())

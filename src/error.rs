@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds, for 503s.
     pub retry_after: Option<u32>,
+    /// Extension members of the problem (RFC 9457), e.g. a quota's usage and limit.
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -27,7 +29,16 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            extra: None,
         }
+    }
+
+    /// Adds an extension member to the problem.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(name.to_owned(), value);
+        self
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
@@ -71,6 +82,8 @@ struct Problem<'a> {
     detail: &'a str,
     code: &'a str,
     trace_id: String,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl IntoResponse for ApiError {
@@ -92,6 +105,7 @@ impl IntoResponse for ApiError {
             detail,
             code: self.code,
             trace_id,
+            extra: self.extra.unwrap_or_default(),
         };
         let mut res = (self.status, axum::Json(body)).into_response();
         res.headers_mut().insert(

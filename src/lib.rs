@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod lifecycle;
+pub mod metering;
 pub mod storage;
 
 use app::{App, AppState};
@@ -55,6 +56,21 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// What `cairn lifecycle run` needs: the store and the migrated catalog, without a server.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
+    let (db, store) = catalog_and_store(config).await?;
+    Ok(lifecycle_of(db, store, config))
+}
+
+/// What `cairn usage` needs: the store (CloudFront logs) and the migrated catalog.
+pub async fn metering_for_cli(config: &Config) -> anyhow::Result<metering::Metering> {
+    let (db, store) = catalog_and_store(config).await?;
+    metering::backfill_if_new(&db).await?;
+    Ok(metering_of(db, store, config))
+}
+
+/// The store and the migrated catalog of a CLI command.
+async fn catalog_and_store(
+    config: &Config,
+) -> anyhow::Result<(DatabaseConnection, Arc<dyn ObjectStore>)> {
     let store: Arc<dyn ObjectStore> = match &config.storage {
         StorageConfig::S3(s3) => {
             let store = storage::s3::connect(s3, config.multipart_threshold).await?;
@@ -73,7 +89,7 @@ pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lif
     };
     let db = connect(config).await?;
     migrate(&db).await?;
-    Ok(lifecycle_of(db, store, config))
+    Ok((db, store))
 }
 
 fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
@@ -92,6 +108,21 @@ fn lifecycle_of(
         store,
         config: config.lifecycle.clone(),
         invalidate: config.cdn.invalidation.is_some(),
+        holder: lifecycle::lease::holder_id(),
+    }
+}
+
+/// The metering job's context for this process.
+fn metering_of(
+    db: DatabaseConnection,
+    store: Arc<dyn ObjectStore>,
+    config: &Config,
+) -> metering::Metering {
+    metering::Metering {
+        db,
+        store,
+        config: config.metering.clone(),
+        envs: config.envs.clone(),
         holder: lifecycle::lease::holder_id(),
     }
 }
@@ -125,6 +156,9 @@ impl Application {
         };
         let db = connect(&config).await?;
         migrate(&db).await?;
+        metering::backfill_if_new(&db)
+            .await
+            .context("initialising usage counters")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot bind CAIRN_LISTEN={}", config.listen))?;
@@ -146,6 +180,7 @@ impl Application {
             .context("CAIRN_CLOUDFRONT_PRIVATE_KEY")?;
         let (verify_queue, verify_rx) = VerifyQueue::new();
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
+        let metering = Arc::new(metering_of(db.clone(), store.clone(), &config));
         let state = AppState(Arc::new(App {
             db,
             store,
@@ -158,6 +193,7 @@ impl Application {
             changes: Changes::default(),
             verify_queue,
             lifecycle: lifecycle.clone(),
+            metering: metering.clone(),
         }));
         tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -173,6 +209,9 @@ impl Application {
             lifecycle::schedule::start(lifecycle, shutdown.clone())
                 .await
                 .context("starting the lifecycle schedule")?;
+            metering::schedule::start(metering, shutdown.clone())
+                .await
+                .context("starting the metering schedule")?;
         } else {
             tracing::info!("CAIRN_JOBS=off: this replica runs no scheduled jobs");
         }

@@ -8,6 +8,8 @@ use cairn::{
 };
 use clap::{Parser, Subcommand};
 
+mod usage_cli;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
@@ -30,6 +32,42 @@ enum Command {
     /// Lifecycle: retention, abandoned uploads, purges and orphan checks.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Usage per tenant and env, from the exact counters: objects, logical and physical bytes,
+    /// uploads, download URLs, dedup savings, purges, CDN egress. With --from/--to the activity
+    /// columns are that range's (UTC days, inclusive) with GB-days and an estimated cost.
+    /// --reconcile recounts the catalog and reports counter drift (--fix corrects it; exit 3
+    /// when drift is found and not fixed).
+    Usage(UsageArgs),
+}
+
+#[derive(clap::Args)]
+struct UsageArgs {
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this env.
+    #[arg(long)]
+    env: Option<String>,
+    /// First day of the range, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day of the range, YYYY-MM-DD (default: today).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Print CSV (the columns of `GET /admin/usage` with Accept: text/csv).
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
+    /// Print JSON rows.
+    #[arg(long)]
+    json: bool,
+    /// Recount usage from the catalog and report counters that drifted.
+    #[arg(long, conflicts_with_all = ["csv", "json", "from"])]
+    reconcile: bool,
+    /// With --reconcile: set drifted counters to the recount.
+    #[arg(long, requires = "reconcile")]
+    fix: bool,
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +177,15 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    if let Command::Usage(args) = cli.command {
+        return match usage_cli::run(args).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::Lifecycle(LifecycleCommand::Run(args)) = cli.command {
         return match lifecycle_run(args).await {
             Ok(code) => code,
@@ -247,7 +294,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             println!("{}", mint(&config.jwt, &claims)?);
         }
-        Command::Lifecycle(_) => unreachable!("handled in main"),
+        Command::Lifecycle(_) | Command::Usage(_) => unreachable!("handled in main"),
     }
     Ok(())
 }

@@ -2,8 +2,13 @@
 pub mod artifact;
 pub mod blob;
 pub mod cdn_invalidation;
+pub mod cdn_log_file;
 pub mod dataset_event;
 pub mod job_lease;
 pub mod lifecycle_run;
+pub mod metering_run;
+pub mod quota;
 pub mod raw_asset;
 pub mod retention_policy;
+pub mod usage;
+pub mod usage_daily;

@@ -6,6 +6,7 @@ mod m20261122_000002_blob_upload_id;
 mod m20261123_000003_artifact;
 mod m20261124_000004_cdn_invalidation;
 mod m20261125_000005_lifecycle;
+mod m20261126_000006_metering;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_artifact::Migration),
             Box::new(m20261124_000004_cdn_invalidation::Migration),
             Box::new(m20261125_000005_lifecycle::Migration),
+            Box::new(m20261126_000006_metering::Migration),
         ]
     }
 }

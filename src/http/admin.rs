@@ -74,7 +74,7 @@ pub async fn get_retention(
     Ok(Json(retention_view(&app, &t).await?))
 }
 
-fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
+pub(super) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
     match v {
         None | Some("false") | Some("0") => Ok(false),
         Some("") | Some("true") | Some("1") => Ok(true),

@@ -518,7 +518,8 @@ pub async fn get(
     } else {
         artifacts::wait(&app, &scope, id, Duration::from_secs(wait)).await?
     };
-    Ok(Json(ArtifactView::with_url(&app, a).await?))
+    let url = artifacts::read_url(&app, &a).await?;
+    Ok(Json(ArtifactView::new(a, url)))
 }
 
 pub async fn put_content(

@@ -39,6 +39,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    // Per-tenant usage gauges are read from the counters at scrape time.
+    if let Err(e) = crate::metering::refresh_gauges(&app.db).await {
+        tracing::warn!(error = %e, "could not read usage counters for /metrics");
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),

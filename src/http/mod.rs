@@ -20,6 +20,7 @@ pub mod objects;
 pub mod range;
 pub mod raw;
 pub mod trace;
+pub mod usage;
 
 /// JSON request bodies are small; uploads go through `/o/` or presigned URLs.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -50,6 +51,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/lifecycle/run", post(admin::run_lifecycle))
         .route("/admin/lifecycle/runs", get(admin::list_runs))
+        .route("/admin/usage", get(usage::usage))
+        .route("/admin/usage/{tenant}", get(usage::tenant_series))
+        .route(
+            "/admin/tenants/{tenant}/quota",
+            put(usage::put_quota).get(usage::get_quota),
+        )
+        .route("/admin/quotas", get(usage::quotas))
+        .route("/admin/metering/run", post(usage::run_metering))
+        .route("/admin", get(usage::dashboard))
         .nest("/storage/raw", raw.clone())
         .nest("/nexus/raw", raw)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));

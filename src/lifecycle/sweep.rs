@@ -42,9 +42,16 @@ use super::{
 use crate::{
     auth::Scope,
     cdn::invalidation,
-    domain::{artifacts, catalog_time, raw_assets, ObjectKey},
+    domain::{artifacts, catalog_time, media::Kind, raw_assets, ObjectKey},
     events::{kind, Event},
+    metering::counters::{Batch, Delta},
     storage::{ObjectStore, DELETE_BATCH},
+};
+
+/// What purging one item adds to its scope's counters (its blob's bytes count when released).
+const PURGED: Delta = Delta {
+    purges: 1,
+    ..Delta::ZERO
 };
 
 /// Items handled per catalog transaction.
@@ -300,6 +307,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             let Some(last) = batch.last() else { break };
             after = last.artifact_id;
             let txn = self.db.begin().await?;
+            let mut counts = Batch::default();
             for a in batch {
                 let item = Item {
                     tenant: &a.tenant_id,
@@ -336,8 +344,13 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     "by": ACTOR,
                 });
                 e.record(&txn).await?;
+                if a.status == artifact::STATUS_AVAILABLE {
+                    let live = Delta::live(Kind::parse(&a.kind).ok(), a.size_bytes);
+                    counts.add(&a.tenant_id, &a.env, &live.negated());
+                }
                 self.tally(verdict, a.size_bytes);
             }
+            counts.record(&txn, self.now).await?;
             txn.commit().await?;
             let n = self.report.expired.count + self.report.retention.count;
             self.checkpoint("expired and out of retention", n).await?;
@@ -361,6 +374,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             let Some(last) = batch.last() else { break };
             after = last.asset_id;
             let txn = self.db.begin().await?;
+            let mut counts = Batch::default();
             for r in batch {
                 let item = Item {
                     tenant: &r.tenant_id,
@@ -395,8 +409,16 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     "by": ACTOR,
                 });
                 e.record(&txn).await?;
+                if r.status == raw_asset::STATUS_REGISTERED {
+                    counts.add(
+                        &r.tenant_id,
+                        &r.env,
+                        &Delta::live(None, r.size_bytes).negated(),
+                    );
+                }
                 self.tally(verdict, r.size_bytes);
             }
+            counts.record(&txn, self.now).await?;
             txn.commit().await?;
             let n = self.report.expired.count + self.report.retention.count;
             self.checkpoint("expired and out of retention", n).await?;
@@ -431,6 +453,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             after = last.artifact_id;
             let txn = self.db.begin().await?;
             let mut released = Vec::new();
+            let mut counts = Batch::default();
             for a in batch {
                 let res = artifact::Entity::delete_many()
                     .filter(artifact::Column::ArtifactId.eq(a.artifact_id))
@@ -450,8 +473,10 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                 e.detail = json!({ "deleted_at": a.deleted_at, "by": ACTOR });
                 e.record(&txn).await?;
                 self.report.purged.add(size(a.size_bytes));
+                counts.add(&a.tenant_id, &a.env, &PURGED);
             }
-            self.release_blobs(&txn, released).await?;
+            self.release_blobs(&txn, released, &mut counts).await?;
+            counts.record(&txn, self.now).await?;
             txn.commit().await?;
             self.crash(CrashPoint::PurgeCommitted)?;
             self.checkpoint("purged", self.report.purged.count).await?;
@@ -470,6 +495,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             after = last.asset_id;
             let txn = self.db.begin().await?;
             let mut released = Vec::new();
+            let mut counts = Batch::default();
             for r in batch {
                 let res = raw_asset::Entity::delete_many()
                     .filter(raw_asset::Column::AssetId.eq(r.asset_id))
@@ -486,8 +512,10 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                 e.detail = json!({ "deleted_at": r.updated_at, "by": ACTOR });
                 e.record(&txn).await?;
                 self.report.purged.add(size(r.size_bytes));
+                counts.add(&r.tenant_id, &r.env, &PURGED);
             }
-            self.release_blobs(&txn, released).await?;
+            self.release_blobs(&txn, released, &mut counts).await?;
+            counts.record(&txn, self.now).await?;
             txn.commit().await?;
             self.crash(CrashPoint::PurgeCommitted)?;
             self.checkpoint("purged", self.report.purged.count).await?;
@@ -496,11 +524,13 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
     }
 
     /// Blobs that lost references in this transaction: those no item holds or names any more
-    /// become `deleting`, and a public one's CDN path is queued for invalidation.
+    /// become `deleting` (a stored one's bytes leave the physical count, as reclaimed), and a
+    /// public one's CDN path is queued for invalidation.
     async fn release_blobs<T: ConnectionTrait>(
         &mut self,
         txn: &T,
         mut ids: Vec<Uuid>,
+        counts: &mut Batch,
     ) -> Result<(), DbErr> {
         ids.sort_unstable();
         ids.dedup();
@@ -520,6 +550,14 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     .filter(unreferenced())
                     .exec(txn)
                     .await?;
+                if res.rows_affected == 1 && b.state == blob::STATE_STORED {
+                    let freed = Delta {
+                        physical_bytes: -b.size_bytes,
+                        reclaimed_bytes: b.size_bytes,
+                        ..Delta::default()
+                    };
+                    counts.add(&b.tenant_id, &b.env, &freed);
+                }
                 if res.rows_affected == 1
                     && self.lc.invalidate
                     && b.visibility == blob::VISIBILITY_PUBLIC

@@ -114,6 +114,8 @@ pub async fn upload_content(
             ));
         }
     }
+    // Admitted at create; the tenant may have filled its quota since.
+    crate::metering::quota::still_fits(&app.db, scope, a.size_bytes).await?;
     let blob = blob_of(app, &a).await?;
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(&a)?;

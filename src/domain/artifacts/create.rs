@@ -11,6 +11,7 @@ use super::*;
 use crate::domain::{blobs, catalog_time};
 use crate::{
     http::metrics::record_outcome,
+    metering::quota,
     storage::{Upload, UploadSpec},
 };
 
@@ -31,7 +32,8 @@ async fn check_common(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<
             ));
         }
     }
-    check_lineage(app, scope, &req.lineage.derived_from).await
+    check_lineage(app, scope, &req.lineage.derived_from).await?;
+    quota::admit(&app.db, scope, req.size.as_i64()).await
 }
 
 pub async fn create(
@@ -147,6 +149,7 @@ async fn dedup(
     let mut e = artifact_event(ev::DEDUPLICATED, scope, &a, now);
     e.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
     e.record(&txn).await?;
+    count(&txn, scope, now, &live_delta(&a).dedup(a.size_bytes)).await?;
     txn.commit().await?;
     Ok(Some(a))
 }
@@ -174,6 +177,7 @@ pub async fn create_render_ref(
     m.render_ref = Set(Some(uri));
     let a = m.insert(&txn).await?;
     record_created(&txn, scope, &a, now).await?;
+    count(&txn, scope, now, &live_delta(&a)).await?;
     txn.commit().await?;
     record_outcome("artifact_create", "ok");
     Ok(a)

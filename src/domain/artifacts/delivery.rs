@@ -54,6 +54,33 @@ pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
     item_url(app, a, &key, None, now).await.map(Some)
 }
 
+/// [`delivery_url`] for a read (`GET /artifacts/{id}`): a URL to the artifact's stored bytes
+/// counts as a download URL issued. URLs in answers to writes do not.
+pub async fn read_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+    let url = delivery_url(app, a).await?;
+    if url.is_some() && a.render_ref.is_none() {
+        let now = catalog_time(Utc::now());
+        issued(app, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
+    }
+    Ok(url)
+}
+
+/// Counts download URLs handed out (`count` items of `bytes` in all) on the scope's counters.
+async fn issued(
+    app: &App,
+    tenant: &str,
+    env: &str,
+    count: i64,
+    bytes: i64,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if count > 0 {
+        let d = Delta::downloads(count, bytes);
+        counters::record(&app.db, tenant, env, now, &d).await?;
+    }
+    Ok(())
+}
+
 /// The URL `GET /artifacts/{id}/content` redirects to: like [`delivery_url`], and for a public
 /// item the CDN URL naming the artifact's own filename.
 pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
@@ -62,7 +89,10 @@ pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
         && visibility_of(a) == Visibility::Public
     {
         let key = catalog_key(&blob_of(app, a).await?.key)?;
-        return Ok(Some(app.cdn.download_url(&key, &filename_of(a)?)));
+        let url = app.cdn.download_url(&key, &filename_of(a)?);
+        let now = catalog_time(Utc::now());
+        issued(app, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
+        return Ok(Some(url));
     }
     delivery_url(app, a).await
 }
@@ -141,6 +171,7 @@ pub async fn manifest(
         }
     }
     let mut out = Vec::with_capacity(items.len());
+    let (mut count, mut bytes) = (0, 0);
     for a in items {
         let url = if let Some(r) = &a.render_ref {
             Some(r.clone())
@@ -150,12 +181,23 @@ pub async fn manifest(
                 .and_then(|id| keys.get(&id))
                 .ok_or_else(|| ApiError::internal("artifact without blob"))?;
             let grant = key.owner_prefix().and_then(|p| grants.get(&p));
+            count += 1;
+            bytes += a.size_bytes;
             Some(item_url(app, &a, key, grant, now).await?)
         } else {
             None
         };
         out.push((a, url));
     }
+    issued(
+        app,
+        scope.tenant.as_str(),
+        scope.env.as_str(),
+        count,
+        bytes,
+        now,
+    )
+    .await?;
     Ok(out)
 }
 

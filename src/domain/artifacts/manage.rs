@@ -15,47 +15,49 @@ use crate::domain::catalog_time;
 /// object, once no other item references the blob) after the grace period. Legal hold refuses.
 pub async fn delete(app: &App, scope: &Scope, id: Uuid) -> ApiResult<()> {
     scope.require_write()?;
-    let a = get(app, scope, id).await?;
-    if a.legal_hold {
-        return Err(ApiError::conflict(
-            "legal_hold",
-            "the artifact is under legal hold; release the hold first",
-        ));
-    }
-    let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
-    let res = artifact::Entity::update_many()
-        .col_expr(
-            artifact::Column::Status,
-            Expr::value(artifact::STATUS_DELETED),
-        )
-        .col_expr(artifact::Column::DeletedAt, Expr::value(Some(now)))
-        .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
-        .filter(artifact::Column::ArtifactId.eq(id))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
-        .filter(artifact::Column::LegalHold.eq(false))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected == 0 {
-        // Deleted or put on hold meanwhile: answer as the current state says.
-        drop(txn);
+    // The update names the status it read, so the counters learn exactly what was deleted; a
+    // status that changed meanwhile is read again.
+    for _ in 0..3 {
         let a = get(app, scope, id).await?;
-        return if a.legal_hold {
-            Err(ApiError::conflict(
+        if a.legal_hold {
+            return Err(ApiError::conflict(
                 "legal_hold",
                 "the artifact is under legal hold; release the hold first",
-            ))
-        } else {
-            Err(ApiError::not_found())
-        };
+            ));
+        }
+        let now = catalog_time(Utc::now());
+        let txn = app.db.begin().await?;
+        let res = artifact::Entity::update_many()
+            .col_expr(
+                artifact::Column::Status,
+                Expr::value(artifact::STATUS_DELETED),
+            )
+            .col_expr(artifact::Column::DeletedAt, Expr::value(Some(now)))
+            .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
+            .filter(artifact::Column::ArtifactId.eq(id))
+            .filter(artifact::Column::Status.eq(a.status.as_str()))
+            .filter(artifact::Column::LegalHold.eq(false))
+            .exec(&txn)
+            .await?;
+        if res.rows_affected == 0 {
+            // Settled, deleted or put on hold meanwhile: look again.
+            continue;
+        }
+        let mut e = artifact_event(ev::DELETED, scope, &a, now);
+        e.detail = json!({ "previous_status": a.status });
+        e.record(&txn).await?;
+        if a.status == artifact::STATUS_AVAILABLE {
+            count(&txn, scope, now, &live_delta(&a).negated()).await?;
+        }
+        txn.commit().await?;
+        app.changes.notify(id);
+        tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, "artifact deleted");
+        return Ok(());
     }
-    let mut e = artifact_event(ev::DELETED, scope, &a, now);
-    e.detail = json!({ "previous_status": a.status });
-    e.record(&txn).await?;
-    txn.commit().await?;
-    app.changes.notify(id);
-    tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, "artifact deleted");
-    Ok(())
+    Err(ApiError::unavailable(
+        "contention",
+        "the artifact changed state repeatedly; retry",
+    ))
 }
 
 pub async fn set_legal_hold(

@@ -20,6 +20,7 @@ use crate::{
     auth::Scope,
     error::{ApiError, ApiResult},
     events::Event,
+    metering::counters::{self, Delta},
     storage::{UploadMethod, PRIVATE_IMMUTABLE},
 };
 
@@ -35,7 +36,7 @@ mod watch;
 pub use complete::complete;
 pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
-pub use delivery::{delivery_url, download_url, manifest, run_grant, RunGrant};
+pub use delivery::{delivery_url, download_url, manifest, read_url, run_grant, RunGrant};
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
 pub(crate) use settle::ev;
 pub use watch::{wait, Changes};
@@ -273,6 +274,21 @@ fn visibility_of(a: &artifact::Model) -> Visibility {
     } else {
         Visibility::Private
     }
+}
+
+/// What a live artifact adds to its scope's counters.
+fn live_delta(a: &artifact::Model) -> Delta {
+    Delta::live(Kind::parse(&a.kind).ok(), a.size_bytes)
+}
+
+/// Records `d` on the scope's counters inside `txn`.
+async fn count(
+    txn: &impl sea_orm::ConnectionTrait,
+    scope: &Scope,
+    now: DateTime<Utc>,
+    d: &Delta,
+) -> Result<(), sea_orm::DbErr> {
+    counters::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
 }
 
 fn content_type_of(a: &artifact::Model) -> ApiResult<ContentType> {

@@ -95,6 +95,8 @@ pub(super) async fn make_available(
         let mut ev = artifact_event(ev::AVAILABLE, scope, &done, now);
         ev.detail = json!({ "sha256": sha.to_hex(), "size_bytes": done.size_bytes });
         ev.record(&txn).await?;
+        let delta = live_delta(&done).uploaded(done.size_bytes, dup.is_some());
+        count(&txn, scope, now, &delta).await?;
         txn.commit().await?;
         if dup.is_some() {
             // Nothing references our copy any more; a lost delete is found by the orphan check.
@@ -225,6 +227,8 @@ pub(super) async fn insert_available(
             ev.detail = json!({ "blob_id": e.id, "bytes_saved": e.size_bytes });
             ev.record(&txn).await?;
         }
+        let delta = live_delta(&a).uploaded(a.size_bytes, dup.is_some());
+        count(&txn, scope, now, &delta).await?;
         txn.commit().await?;
         if dup.is_some() {
             if let Err(err) = app.store.delete(key).await {

@@ -2,7 +2,7 @@
 //! configured, else the store's presigned GETs (DESIGN §6).
 use chrono::{DateTime, Duration, Utc};
 use entity::{blob, raw_asset};
-use sea_orm::EntityTrait;
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -14,6 +14,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
+    metering::counters::{self, Delta},
 };
 
 pub async fn presign_download(
@@ -46,9 +47,13 @@ pub async fn presign_download(
         .cdn
         .private_url(&*app.store, &key, &filename, expires_at, now)
         .await?;
+    let txn = app.db.begin().await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
-    ev.record(&app.db).await?;
+    ev.record(&txn).await?;
+    let d = Delta::downloads(1, asset.size_bytes);
+    counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &d).await?;
+    txn.commit().await?;
     record_outcome("presign_download", "ok");
     Ok((url, expires_at))
 }

@@ -13,11 +13,16 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
+    metering::{
+        counters::{self, Delta},
+        quota,
+    },
     storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
 };
 
 pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> ApiResult<Presigned> {
     scope.require_write()?;
+    quota::admit(&app.db, scope, req.size.as_i64()).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
         if let Some(existing) = find_stored_blob(&app.db, scope, sha).await? {
@@ -179,6 +184,8 @@ async fn dedup(
     let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, &asset, now);
     ev.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
     ev.record(&txn).await?;
+    let delta = Delta::live(None, asset.size_bytes).dedup(asset.size_bytes);
+    counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
     txn.commit().await?;
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, blob.id = %existing.id, "deduplicated at presign");
     Ok(Some(asset))

@@ -16,6 +16,7 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
+    metering::counters::{self, Delta},
     storage::StoreError,
 };
 
@@ -225,6 +226,7 @@ async fn verify_and_register(
         let existing = find_stored_blob(&txn, scope, &req.sha256).await?;
         let mut asset = asset.clone();
         asset.sha256 = Some(req.sha256.to_hex());
+        let mut newly_stored = false;
         let duplicate_of = match existing {
             Some(e) if e.id != blob.id => {
                 if !add_ref(&txn, e.id, now).await? {
@@ -240,7 +242,10 @@ async fn verify_and_register(
                         continue
                     }
                     Err(e) => return Err(e.into()),
-                    Ok(_) => None,
+                    Ok(stored) => {
+                        newly_stored = stored;
+                        None
+                    }
                 }
             }
         };
@@ -272,6 +277,16 @@ async fn verify_and_register(
         let mut ev = asset_event(kind::RAW_REGISTERED, scope, &registered, now);
         ev.detail = json!({ "sha256": req.sha256.to_hex(), "size_bytes": req.size.get() });
         ev.record(&txn).await?;
+        let size = registered.size_bytes;
+        let mut delta = Delta::live(None, size);
+        delta.uploads = 1;
+        delta.upload_bytes = size;
+        if duplicate_of.is_some() {
+            delta = delta.dedup(size);
+        } else if newly_stored {
+            delta = delta.stored(size);
+        }
+        counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
         txn.commit().await?;
         if duplicate_of.is_some() {
             // The catalog no longer references our copy. If this delete is lost, the orphan

@@ -1,0 +1,419 @@
+//! What operators read: usage rows per tenant+env (the counters, or a date range's activity from
+//! `usage_daily`), a tenant's daily series with monthly totals, CSV, and cost estimates.
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use entity::{usage, usage_daily};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+
+use super::counters::{kind_bytes_of, KINDS};
+use crate::config::Prices;
+
+const GB: f64 = 1e9;
+/// Days per month in GB-month prices.
+const DAYS_PER_MONTH: f64 = 30.0;
+
+/// Which rows, and over which days (inclusive; both or neither).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub tenant: Option<String>,
+    pub env: Option<String>,
+    pub range: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// One tenant+env. Stock fields are the counters now; activity fields are cumulative, or the
+/// range's sums when one is given, with the range's GB-days and estimated cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageRow {
+    pub tenant_id: String,
+    pub env: String,
+    pub objects: i64,
+    pub logical_bytes: i64,
+    pub physical_bytes: i64,
+    pub bytes_by_kind: BTreeMap<&'static str, i64>,
+    pub uploads: i64,
+    pub upload_bytes: i64,
+    pub downloads: i64,
+    pub download_bytes: i64,
+    pub dedup_hits: i64,
+    pub dedup_bytes_saved: i64,
+    pub purges: i64,
+    pub reclaimed_bytes: i64,
+    pub cdn_requests: i64,
+    pub cdn_bytes: i64,
+    pub gb_days: Option<f64>,
+    pub estimated_cost: Option<f64>,
+}
+
+/// Activity of some days (a `usage_daily` sum).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Activity {
+    uploads: i64,
+    upload_bytes: i64,
+    downloads: i64,
+    download_bytes: i64,
+    dedup_hits: i64,
+    dedup_bytes_saved: i64,
+    purges: i64,
+    reclaimed_bytes: i64,
+    cdn_requests: i64,
+    cdn_bytes: i64,
+    gb_days: f64,
+}
+
+impl Activity {
+    fn add(&mut self, d: &usage_daily::Model) {
+        self.uploads += d.uploads;
+        self.upload_bytes += d.upload_bytes;
+        self.downloads += d.downloads;
+        self.download_bytes += d.download_bytes;
+        self.dedup_hits += d.dedup_hits;
+        self.dedup_bytes_saved += d.dedup_bytes_saved;
+        self.purges += d.purges;
+        self.reclaimed_bytes += d.reclaimed_bytes;
+        self.cdn_requests += d.cdn_requests;
+        self.cdn_bytes += d.cdn_bytes;
+        self.gb_days += gb_days(d);
+    }
+
+    fn requests(&self) -> i64 {
+        self.uploads + self.downloads + self.cdn_requests
+    }
+}
+
+/// The day's average stored bytes in GB (one day of them: GB-days).
+fn gb_days(d: &usage_daily::Model) -> f64 {
+    if d.samples == 0 {
+        0.0
+    } else {
+        d.stored_bytes_sum as f64 / d.samples as f64 / GB
+    }
+}
+
+/// Storage (GB-days), egress (CDN bytes) and requests, priced.
+pub fn cost(p: &Prices, gb_days: f64, egress_bytes: i64, requests: i64) -> f64 {
+    let c = gb_days / DAYS_PER_MONTH * p.storage_gb_month
+        + egress_bytes as f64 / GB * p.egress_gb
+        + requests as f64 / 1000.0 * p.requests_per_1000;
+    (c * 1e6).round() / 1e6
+}
+
+fn day_str(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// The usage rows the filter selects, by tenant and env.
+pub async fn rows<C: ConnectionTrait>(
+    db: &C,
+    f: &Filter,
+    prices: &Prices,
+) -> Result<Vec<UsageRow>, DbErr> {
+    let mut q = usage::Entity::find();
+    if let Some(t) = &f.tenant {
+        q = q.filter(usage::Column::TenantId.eq(t.as_str()));
+    }
+    if let Some(e) = &f.env {
+        q = q.filter(usage::Column::Env.eq(e.as_str()));
+    }
+    let counters = q
+        .order_by_asc(usage::Column::TenantId)
+        .order_by_asc(usage::Column::Env)
+        .all(db)
+        .await?;
+    let mut out: Vec<UsageRow> = counters.iter().map(stock_and_totals).collect();
+    let Some((from, to)) = f.range else {
+        return Ok(out);
+    };
+    let mut dq = usage_daily::Entity::find()
+        .filter(usage_daily::Column::Day.gte(day_str(from)))
+        .filter(usage_daily::Column::Day.lte(day_str(to)));
+    if let Some(t) = &f.tenant {
+        dq = dq.filter(usage_daily::Column::TenantId.eq(t.as_str()));
+    }
+    if let Some(e) = &f.env {
+        dq = dq.filter(usage_daily::Column::Env.eq(e.as_str()));
+    }
+    let mut by_key: BTreeMap<(String, String), Activity> = BTreeMap::new();
+    for d in dq.all(db).await? {
+        by_key
+            .entry((d.tenant_id.clone(), d.env.clone()))
+            .or_default()
+            .add(&d);
+    }
+    for r in &mut out {
+        let a = by_key
+            .remove(&(r.tenant_id.clone(), r.env.clone()))
+            .unwrap_or_default();
+        r.uploads = a.uploads;
+        r.upload_bytes = a.upload_bytes;
+        r.downloads = a.downloads;
+        r.download_bytes = a.download_bytes;
+        r.dedup_hits = a.dedup_hits;
+        r.dedup_bytes_saved = a.dedup_bytes_saved;
+        r.purges = a.purges;
+        r.reclaimed_bytes = a.reclaimed_bytes;
+        r.cdn_requests = a.cdn_requests;
+        r.cdn_bytes = a.cdn_bytes;
+        r.gb_days = Some(round(a.gb_days));
+        r.estimated_cost = Some(cost(prices, a.gb_days, a.cdn_bytes, a.requests()));
+    }
+    Ok(out)
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
+}
+
+fn stock_and_totals(u: &usage::Model) -> UsageRow {
+    UsageRow {
+        tenant_id: u.tenant_id.clone(),
+        env: u.env.clone(),
+        objects: u.objects,
+        logical_bytes: u.logical_bytes,
+        physical_bytes: u.physical_bytes,
+        bytes_by_kind: KINDS
+            .iter()
+            .zip(kind_bytes_of(u))
+            .map(|((_, _, name), b)| (*name, b))
+            .collect(),
+        uploads: u.uploads,
+        upload_bytes: u.upload_bytes,
+        downloads: u.downloads,
+        download_bytes: u.download_bytes,
+        dedup_hits: u.dedup_hits,
+        dedup_bytes_saved: u.dedup_bytes_saved,
+        purges: u.purges,
+        reclaimed_bytes: u.reclaimed_bytes,
+        cdn_requests: u.cdn_requests,
+        cdn_bytes: u.cdn_bytes,
+        gb_days: None,
+        estimated_cost: None,
+    }
+}
+
+/// The CSV columns, in order (`bytes_by_kind` flattened to `<kind>_bytes`).
+pub fn csv_header() -> String {
+    let mut cols: Vec<String> = [
+        "tenant_id",
+        "env",
+        "objects",
+        "logical_bytes",
+        "physical_bytes",
+    ]
+    .map(String::from)
+    .to_vec();
+    cols.extend(KINDS.iter().map(|(_, _, n)| format!("{n}_bytes")));
+    cols.extend(
+        [
+            "uploads",
+            "upload_bytes",
+            "downloads",
+            "download_bytes",
+            "dedup_hits",
+            "dedup_bytes_saved",
+            "purges",
+            "reclaimed_bytes",
+            "cdn_requests",
+            "cdn_bytes",
+            "gb_days",
+            "estimated_cost",
+        ]
+        .map(String::from),
+    );
+    cols.join(",")
+}
+
+/// RFC 4180 CSV with a header line; tenant ids and envs never need quoting, but are quoted if
+/// they would.
+pub fn csv(rows: &[UsageRow]) -> String {
+    let mut out = csv_header();
+    out.push_str("\r\n");
+    for r in rows {
+        let mut f: Vec<String> = vec![
+            quote(&r.tenant_id),
+            quote(&r.env),
+            r.objects.to_string(),
+            r.logical_bytes.to_string(),
+            r.physical_bytes.to_string(),
+        ];
+        f.extend(
+            KINDS
+                .iter()
+                .map(|(_, _, n)| r.bytes_by_kind.get(n).copied().unwrap_or(0).to_string()),
+        );
+        f.extend(
+            [
+                r.uploads,
+                r.upload_bytes,
+                r.downloads,
+                r.download_bytes,
+                r.dedup_hits,
+                r.dedup_bytes_saved,
+                r.purges,
+                r.reclaimed_bytes,
+                r.cdn_requests,
+                r.cdn_bytes,
+            ]
+            .map(|v| v.to_string()),
+        );
+        f.push(r.gb_days.map(|v| v.to_string()).unwrap_or_default());
+        f.push(r.estimated_cost.map(|v| v.to_string()).unwrap_or_default());
+        out.push_str(&f.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// One day of a tenant (its envs summed, or one env).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayRow {
+    pub day: String,
+    pub stored_bytes_avg: i64,
+    pub stored_bytes_peak: i64,
+    pub gb_days: f64,
+    pub objects: i64,
+    pub logical_bytes: i64,
+    pub uploads: i64,
+    pub upload_bytes: i64,
+    pub downloads: i64,
+    pub download_bytes: i64,
+    pub dedup_hits: i64,
+    pub dedup_bytes_saved: i64,
+    pub purges: i64,
+    pub reclaimed_bytes: i64,
+    pub cdn_requests: i64,
+    pub cdn_bytes: i64,
+    pub estimated_cost: f64,
+}
+
+/// One calendar month of a tenant, from its days in the range.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MonthRow {
+    pub month: String,
+    pub gb_days: f64,
+    pub egress_bytes: i64,
+    pub requests: i64,
+    pub estimated_cost: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Series {
+    pub days: Vec<DayRow>,
+    pub months: Vec<MonthRow>,
+}
+
+/// A tenant's days in `[from, to]` (days without data are left out), and their months.
+pub async fn series<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    env: Option<&str>,
+    (from, to): (NaiveDate, NaiveDate),
+    prices: &Prices,
+) -> Result<Series, DbErr> {
+    let mut q = usage_daily::Entity::find()
+        .filter(usage_daily::Column::TenantId.eq(tenant))
+        .filter(usage_daily::Column::Day.gte(day_str(from)))
+        .filter(usage_daily::Column::Day.lte(day_str(to)));
+    if let Some(e) = env {
+        q = q.filter(usage_daily::Column::Env.eq(e));
+    }
+    let mut days: BTreeMap<String, DayRow> = BTreeMap::new();
+    for d in q.all(db).await? {
+        let r = days.entry(d.day.clone()).or_insert_with(|| DayRow {
+            day: d.day.clone(),
+            ..DayRow::default()
+        });
+        let avg = if d.samples == 0 {
+            0
+        } else {
+            d.stored_bytes_sum / d.samples
+        };
+        r.stored_bytes_avg += avg;
+        r.stored_bytes_peak += d.stored_bytes_peak;
+        r.gb_days += gb_days(&d);
+        r.objects += d.objects;
+        r.logical_bytes += d.logical_bytes;
+        r.uploads += d.uploads;
+        r.upload_bytes += d.upload_bytes;
+        r.downloads += d.downloads;
+        r.download_bytes += d.download_bytes;
+        r.dedup_hits += d.dedup_hits;
+        r.dedup_bytes_saved += d.dedup_bytes_saved;
+        r.purges += d.purges;
+        r.reclaimed_bytes += d.reclaimed_bytes;
+        r.cdn_requests += d.cdn_requests;
+        r.cdn_bytes += d.cdn_bytes;
+    }
+    let mut months: BTreeMap<String, MonthRow> = BTreeMap::new();
+    for r in days.values_mut() {
+        let requests = r.uploads + r.downloads + r.cdn_requests;
+        r.estimated_cost = cost(prices, r.gb_days, r.cdn_bytes, requests);
+        r.gb_days = round(r.gb_days);
+        let m = months
+            .entry(r.day[..7].to_owned())
+            .or_insert_with(|| MonthRow {
+                month: r.day[..7].to_owned(),
+                ..MonthRow::default()
+            });
+        m.gb_days += r.gb_days;
+        m.egress_bytes += r.cdn_bytes;
+        m.requests += requests;
+    }
+    for m in months.values_mut() {
+        m.estimated_cost = cost(prices, m.gb_days, m.egress_bytes, m.requests);
+        m.gb_days = round(m.gb_days);
+    }
+    Ok(Series {
+        days: days.into_values().collect(),
+        months: months.into_values().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_adds_storage_egress_and_requests() {
+        let p = Prices {
+            storage_gb_month: 3.0,
+            egress_gb: 0.5,
+            requests_per_1000: 2.0,
+        };
+        // 30 GB-days = 1 GB-month = 3.0; 2 GB egress = 1.0; 500 requests = 1.0.
+        assert_eq!(cost(&p, 30.0, 2_000_000_000, 500), 5.0);
+        assert_eq!(cost(&Prices::default(), 0.0, 0, 0), 0.0);
+    }
+
+    #[test]
+    fn csv_has_a_header_and_one_line_per_row() {
+        let mut r = UsageRow {
+            tenant_id: "acme".into(),
+            env: "prod".into(),
+            objects: 2,
+            ..UsageRow::default()
+        };
+        r.bytes_by_kind.insert("image", 7);
+        let text = csv(&[r]);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let header: Vec<&str> = lines[0].split(',').collect();
+        let row: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(header.len(), row.len());
+        let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(at("tenant_id"), "acme");
+        assert_eq!(at("objects"), "2");
+        assert_eq!(at("image_bytes"), "7");
+        assert_eq!(at("estimated_cost"), "");
+        assert_eq!(quote("a,b"), "\"a,b\"");
+    }
+}

@@ -1,0 +1,105 @@
+//! The operator dashboard in a real browser: headless Chromium (Debian `chromium`) driven by
+//! Playwright (`tests/browser/dashboard.mjs`) signs in with an operator token, finds a seeded
+//! tenant's row and its daily chart, and saves a screenshot. `scripts/test.sh` installs both and
+//! sets `CAIRN_TEST_CHROMIUM`; without it this test says so and does nothing (CI requires it).
+use std::process::Command;
+
+use cairn::{
+    lifecycle::{self, SweepOptions, Trigger},
+    metering::{self, RunOptions},
+};
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{sample, TestApp};
+
+#[tokio::test]
+async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
+    let (Ok(chromium), Ok(dir)) = (
+        std::env::var("CAIRN_TEST_CHROMIUM"),
+        std::env::var("CAIRN_TEST_BROWSER_DIR"),
+    ) else {
+        eprintln!("SKIPPED: CAIRN_TEST_CHROMIUM is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let app = TestApp::spawn().await;
+    // A seeded tenant: three images (one a duplicate), a raw asset, a quota, a metering sample
+    // and a lifecycle run.
+    let who = app.owner("seeded-co", "prod");
+    for seed in [1u8, 2, 1] {
+        let mut png = sample("image/png", 4000);
+        let last = png.len() - 1;
+        png[last] = seed;
+        app.stream_artifact(&who, "image/png", &png, json!({}))
+            .await;
+    }
+    app.store(&who, "capture.bin", b"capture bytes").await;
+    let small = app.owner("small-co", "dev");
+    app.store(&small, "one.bin", b"x").await;
+    let mut c = app.claims("ops", &[], 3600);
+    c.operator = true;
+    let operator = cairn::auth::mint(&app.state.config.jwt, &c).unwrap();
+    let res = app
+        .client
+        .put(format!("{}/admin/tenants/seeded-co/quota", app.base))
+        .bearer_auth(&operator)
+        .json(&json!({ "max_bytes": 20000 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    metering::run(
+        &app.state.metering,
+        Trigger::Api,
+        RunOptions::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    lifecycle::run(
+        &app.state.lifecycle,
+        Trigger::Api,
+        &SweepOptions::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let member = app.token("bob", &[("seeded-co", cairn::auth::Role::Owner)]);
+
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join(format!(
+        "dashboard-{}-{}.png",
+        std::env::var("CAIRN_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into()),
+        crate::helpers::storage()
+    ));
+    let _ = std::fs::remove_file(&shot);
+    let out = tokio::task::spawn_blocking({
+        let (base, shot) = (app.base.clone(), shot.clone());
+        move || {
+            Command::new("node")
+                .arg(format!("{dir}/dashboard.mjs"))
+                .env("CAIRN_URL", base)
+                .env("CAIRN_OPERATOR_TOKEN", operator)
+                .env("CAIRN_NON_OPERATOR_TOKEN", member)
+                .env("CAIRN_EXPECT_TENANT", "seeded-co")
+                .env("CAIRN_EXPECT_OBJECTS", "4")
+                .env("CAIRN_SCREENSHOT", &shot)
+                .env("CAIRN_TEST_CHROMIUM", chromium)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was saved");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    eprintln!("{stdout}screenshot: {}", shot.display());
+}
