@@ -585,6 +585,7 @@ pub async fn get_content(
     }
     if let (Some(local), None) = (app.local.as_deref(), &a.render_ref) {
         let key = artifacts::object_key(&app, &a).await?;
+        artifacts::count_served(&app, &a).await?;
         return super::objects::serve(
             local,
             &key,

@@ -151,8 +151,21 @@ async fn counters_are_exact_through_upload_dedup_delete_purge_and_failures() {
     );
     app.download_url(&who, asset["asset_id"].as_str().unwrap())
         .await;
+    // GET /artifacts/{id}/content: a redirect to a URL (S3) or the bytes served (local).
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/artifacts/{id1}/content", app.base))
+        .bearer_auth(who.token.as_deref().unwrap())
+        .header("x-tenant-id", "meter")
+        .header("x-env", "dev")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
     let u = usage_of(&app, "meter", "dev").await;
-    assert_eq!((u.downloads, u.download_bytes), (2, l + r));
+    assert_eq!((u.downloads, u.download_bytes), (3, 2 * l + r));
 
     // Delete: the item leaves the stock; its bytes stay stored until the purge.
     delete(&app, &who, id1).await;
@@ -189,7 +202,7 @@ async fn counters_are_exact_through_upload_dedup_delete_purge_and_failures() {
     .unwrap();
     assert_eq!(
         (today.uploads, today.dedup_hits, today.downloads),
-        (3, 2, 2)
+        (3, 2, 3)
     );
 
     // Other scopes were not touched.

@@ -58,11 +58,22 @@ pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
 /// counts as a download URL issued. URLs in answers to writes do not.
 pub async fn read_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
     let url = delivery_url(app, a).await?;
+    counted(app, a, url).await
+}
+
+/// Counts `url` as a download URL issued when it leads to the artifact's stored bytes.
+async fn counted(app: &App, a: &artifact::Model, url: Option<String>) -> ApiResult<Option<String>> {
     if url.is_some() && a.render_ref.is_none() {
         let now = catalog_time(Utc::now());
         issued(app, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
     }
     Ok(url)
+}
+
+/// Counts a download of the artifact's bytes that Cairn serves itself (the local store's
+/// `GET /artifacts/{id}/content`), like a download URL issued.
+pub async fn count_served(app: &App, a: &artifact::Model) -> ApiResult<()> {
+    counted(app, a, Some(String::new())).await.map(|_| ())
 }
 
 /// Counts download URLs handed out (`count` items of `bytes` in all) on the scope's counters.
@@ -81,8 +92,8 @@ async fn issued(
     Ok(())
 }
 
-/// The URL `GET /artifacts/{id}/content` redirects to: like [`delivery_url`], and for a public
-/// item the CDN URL naming the artifact's own filename.
+/// The URL `GET /artifacts/{id}/content` redirects to: like [`read_url`] (and counted), and for
+/// a public item the CDN URL naming the artifact's own filename.
 pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
     if a.render_ref.is_none()
         && a.status == artifact::STATUS_AVAILABLE
@@ -90,11 +101,9 @@ pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
     {
         let key = catalog_key(&blob_of(app, a).await?.key)?;
         let url = app.cdn.download_url(&key, &filename_of(a)?);
-        let now = catalog_time(Utc::now());
-        issued(app, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
-        return Ok(Some(url));
+        return counted(app, a, Some(url)).await;
     }
-    delivery_url(app, a).await
+    read_url(app, a).await
 }
 
 /// The run's artifacts (not deleted) in creation order, each with its delivery URL. With
