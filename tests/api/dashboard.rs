@@ -37,9 +37,7 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
     app.store(&who, "capture.bin", b"capture bytes").await;
     let small = app.owner("small-co", "dev");
     app.store(&small, "one.bin", b"x").await;
-    let mut c = app.claims("ops", &[], 3600);
-    c.operator = true;
-    let operator = cairn::auth::mint(&app.state.config.jwt, &c).unwrap();
+    let operator = app.operator_token();
     let res = app
         .client
         .put(format!("{}/admin/tenants/seeded-co/quota", app.base))

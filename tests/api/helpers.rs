@@ -192,6 +192,13 @@ impl TestApp {
         }
     }
 
+    /// A token with `operator: true` and no tenant memberships.
+    pub fn operator_token(&self) -> String {
+        let mut c = self.claims("ops", &[], 3600);
+        c.operator = true;
+        mint(&self.state.config.jwt, &c).unwrap()
+    }
+
     pub fn token(&self, sub: &str, tenants: &[(&str, Role)]) -> String {
         mint(&self.state.config.jwt, &self.claims(sub, tenants, 3600)).unwrap()
     }

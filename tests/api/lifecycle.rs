@@ -104,17 +104,11 @@ async fn delete(app: &TestApp, who: &Caller, id: &str) {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
 }
 
-fn operator(app: &TestApp) -> String {
-    let mut c = app.claims("ops", &[], 3600);
-    c.operator = true;
-    cairn::auth::mint(&app.state.config.jwt, &c).unwrap()
-}
-
 async fn put_rules(app: &TestApp, tenant: &str, rules: Value) {
     let res = app
         .client
         .put(format!("{}/admin/tenants/{tenant}/retention", app.base))
-        .bearer_auth(operator(app))
+        .bearer_auth(app.operator_token())
         .json(&json!({ "rules": rules }))
         .send()
         .await
@@ -914,7 +908,7 @@ async fn admin_routes_are_for_operators_only() {
 #[tokio::test]
 async fn retention_rules_are_validated_and_kept_per_tenant() {
     let app = TestApp::spawn().await;
-    let op = operator(&app);
+    let op = app.operator_token();
     let put = |tenant: &'static str, body: String| {
         app.client
             .put(format!("{}/admin/tenants/{tenant}/retention", app.base))
@@ -1001,7 +995,7 @@ async fn the_run_endpoint_sweeps_reports_and_refuses_while_a_sweep_runs() {
     let a = app
         .stream_artifact(&acme, PNG, &sample(PNG, 990), json!({}))
         .await;
-    let op = operator(&app);
+    let op = app.operator_token();
     let run = |q: &str| {
         app.client
             .post(format!("{}/admin/lifecycle/run{q}", app.base))

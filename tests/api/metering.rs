@@ -16,12 +16,6 @@ use crate::helpers::{problem, sample, sha256_hex, Caller, TestApp};
 
 const PNG: &str = "image/png";
 
-fn operator(app: &TestApp) -> String {
-    let mut c = app.claims("ops", &[], 3600);
-    c.operator = true;
-    cairn::auth::mint(&app.state.config.jwt, &c).unwrap()
-}
-
 async fn usage_of(app: &TestApp, tenant: &str, env: &str) -> usage::Model {
     usage::Entity::find_by_id((tenant.to_owned(), env.to_owned()))
         .one(&app.state.db)
@@ -254,7 +248,7 @@ async fn reconcile_reports_injected_drift_and_fixes_it_on_request() {
     let res = app
         .client
         .post(format!("{}/admin/metering/run?fix_drift=true", app.base))
-        .bearer_auth(operator(&app))
+        .bearer_auth(app.operator_token())
         .send()
         .await
         .unwrap();
@@ -303,7 +297,7 @@ async fn storage_samples_make_daily_averages_peaks_and_gb_days() {
     let res = app
         .client
         .get(format!("{}/admin/usage/sampled", app.base))
-        .bearer_auth(operator(&app))
+        .bearer_auth(app.operator_token())
         .send()
         .await
         .unwrap();
@@ -416,7 +410,7 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
             "{}/admin/usage?tenant=acme&from=2026-11-20&to=2026-11-20",
             app.base
         ))
-        .bearer_auth(operator(&app))
+        .bearer_auth(app.operator_token())
         .send()
         .await
         .unwrap();
@@ -434,7 +428,7 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
 async fn put_quota(app: &TestApp, tenant: &str, body: Value) -> reqwest::Response {
     app.client
         .put(format!("{}/admin/tenants/{tenant}/quota", app.base))
-        .bearer_auth(operator(app))
+        .bearer_auth(app.operator_token())
         .json(&body)
         .send()
         .await
@@ -595,7 +589,7 @@ async fn quota_input_is_validated_and_nothing_is_written_on_refusal() {
     let res = app
         .client
         .put(format!("{}/admin/tenants/someone/quota", app.base))
-        .bearer_auth(operator(&app))
+        .bearer_auth(app.operator_token())
         .header("content-type", "application/json")
         .body("{\"max_bytes\": ")
         .send()
@@ -605,7 +599,7 @@ async fn quota_input_is_validated_and_nothing_is_written_on_refusal() {
     let res = app
         .client
         .get(format!("{}/admin/quotas", app.base))
-        .bearer_auth(operator(&app))
+        .bearer_auth(app.operator_token())
         .send()
         .await
         .unwrap();
@@ -621,7 +615,7 @@ async fn usage_api_answers_json_csv_and_filters() {
     app.stream_artifact(&a, PNG, &sample(PNG, 300), json!({}))
         .await;
     app.store(&b, "b.bin", b"beta bytes").await;
-    let op = operator(&app);
+    let op = app.operator_token();
     let get = |path: String, accept: Option<&'static str>| {
         let mut r = app
             .client
