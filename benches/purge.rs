@@ -1,9 +1,15 @@
 //! Purge throughput of the lifecycle sweep against an S3-compatible store: N expired artifacts
-//! (100,000 by default) purged by one `cairn::lifecycle::run`, with batched multi-object deletes
-//! (DeleteObjects, up to 1,000 keys a request) and then with one DeleteObject per object, in one
-//! run. Prints objects/s for both and the ratio, and splits each sweep: the object-removal step,
-//! and the time spent waiting for the store's delete answers (the store is wrapped to time its
-//! deletes); the rest is catalog work (rows, references, events).
+//! (100,000 by default) purged by one `cairn::lifecycle::run`, in one run per mode:
+//!
+//! - `batched`: multi-object deletes (DeleteObjects, up to 1,000 keys a request) with
+//!   `CAIRN_PURGE_CONCURRENCY` requests in flight (4 unless the variable is set), as Cairn runs;
+//! - `batched1`: the same with one request in flight;
+//! - `single`: one DeleteObject per object, one at a time (the baseline).
+//!
+//! Prints objects/s for each and the ratios to the baseline, and splits each sweep: the
+//! object-removal step, and the time during which at least one delete request was waiting for the
+//! store (the store is wrapped to time its deletes); the rest is catalog work (rows, references,
+//! events).
 //!
 //! Each mode gets a fresh bucket and a fresh catalog, seeded outside the measurement: N small
 //! objects (64 bytes, distinct) put straight to the store with the SDK, 64 in flight, and for each
@@ -13,13 +19,13 @@
 //!
 //! Needs `AWS_*` variables reaching a store: run `scripts/bench-s3.sh`, which starts Garage, or
 //! `cargo bench --bench purge` with them set. `CAIRN_BENCH_PURGE_ITEMS` sets N;
-//! `CAIRN_BENCH_PURGE_MODES` (`batched,single` by default) picks the modes;
+//! `CAIRN_BENCH_PURGE_MODES` (`batched,batched1,single` by default) picks the modes;
 //! `CAIRN_BENCH_DATABASE_URL=postgres://...` uses that (empty) database instead of SQLite files in
 //! a temp dir.
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Instant,
@@ -54,7 +60,11 @@ const RUN: &str = "purge-run";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// DeleteObjects with the configured requests in flight.
     Batched,
+    /// DeleteObjects, one request at a time.
+    BatchedOne,
+    /// One DeleteObject per object, one at a time.
     Single,
 }
 
@@ -62,14 +72,24 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Batched => "batched",
+            Mode::BatchedOne => "batched1",
             Mode::Single => "single",
         }
     }
 
-    fn label(self) -> &'static str {
+    fn label(self, concurrency: usize) -> String {
         match self {
-            Mode::Batched => "batched (DeleteObjects, 1,000 keys)",
-            Mode::Single => "one DeleteObject per object",
+            Mode::Batched => format!("DeleteObjects ×1,000, {concurrency} in flight"),
+            Mode::BatchedOne => "DeleteObjects ×1,000, 1 in flight".into(),
+            Mode::Single => "one DeleteObject per object".into(),
+        }
+    }
+
+    /// Delete requests in flight, given the configured concurrency.
+    fn in_flight(self, concurrency: usize) -> usize {
+        match self {
+            Mode::Batched => concurrency,
+            Mode::BatchedOne | Mode::Single => 1,
         }
     }
 }
@@ -80,7 +100,7 @@ struct Measured {
     secs: f64,
     /// The object-removal step alone (deletes and their blob rows).
     removal_secs: f64,
-    /// Waiting for the store's delete answers.
+    /// Time with at least one delete request waiting for the store.
     store_secs: f64,
     delete_requests: u64,
 }
@@ -91,26 +111,48 @@ impl Measured {
     }
 }
 
-/// The S3 store, timing its deletes: how much of a sweep is spent waiting for the store.
+/// The S3 store, timing its deletes: how much of a sweep is spent waiting for the store. With
+/// several requests in flight, the time counted is the time during which any of them waits.
 struct Timed<S> {
     inner: S,
-    delete_nanos: AtomicU64,
-    delete_requests: AtomicU64,
+    waits: Mutex<Waits>,
+}
+
+#[derive(Default)]
+struct Waits {
+    in_flight: usize,
+    /// When `in_flight` last went from 0 to 1.
+    since: Option<Instant>,
+    secs: f64,
+    requests: u64,
 }
 
 impl<S> Timed<S> {
     fn new(inner: S) -> Self {
         Self {
             inner,
-            delete_nanos: AtomicU64::new(0),
-            delete_requests: AtomicU64::new(0),
+            waits: Mutex::default(),
         }
     }
 
-    fn record(&self, start: Instant) {
-        self.delete_nanos
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.delete_requests.fetch_add(1, Ordering::Relaxed);
+    async fn timed<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        {
+            let mut w = self.waits.lock().unwrap();
+            if w.in_flight == 0 {
+                w.since = Some(Instant::now());
+            }
+            w.in_flight += 1;
+        }
+        let res = request.await;
+        let mut w = self.waits.lock().unwrap();
+        w.in_flight -= 1;
+        w.requests += 1;
+        if w.in_flight == 0 {
+            if let Some(since) = w.since.take() {
+                w.secs += since.elapsed().as_secs_f64();
+            }
+        }
+        res
     }
 }
 
@@ -133,17 +175,11 @@ impl<S: ObjectStore> ObjectStore for Timed<S> {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        let start = Instant::now();
-        let res = self.inner.delete(key).await;
-        self.record(start);
-        res
+        self.timed(self.inner.delete(key)).await
     }
 
     async fn delete_many(&self, keys: &[ObjectKey]) -> Result<Vec<(String, String)>, StoreError> {
-        let start = Instant::now();
-        let res = self.inner.delete_many(keys).await;
-        self.record(start);
-        res
+        self.timed(self.inner.delete_many(keys)).await
     }
 
     async fn list_objects(
@@ -247,6 +283,7 @@ fn settings(data_dir: &std::path::Path, bucket: &str) -> Settings {
         max_upload_bytes: "1048576".into(),
         jwt_secret: Some("bench-secret-0123456789abcdef0123456789".into()),
         envs: ENV.into(),
+        purge_concurrency: std::env::var("CAIRN_PURGE_CONCURRENCY").ok(),
         ..Default::default()
     }
 }
@@ -381,7 +418,7 @@ async fn insert_rows(
     );
 }
 
-async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, n: u64) -> Measured {
+async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n: u64) -> Measured {
     let client = s3_client(sdk);
     let bucket = format!("cairn-purge-{}-{}", mode.name(), Uuid::now_v7().simple());
     client
@@ -412,7 +449,10 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, n: u64) -> Measured {
     let lc = Lifecycle {
         db: db.clone(),
         store: store.clone(),
-        config: LifecycleConfig::default(),
+        config: LifecycleConfig {
+            delete_concurrency: mode.in_flight(concurrency),
+            ..config.lifecycle.clone()
+        },
         invalidate: false,
         holder: lifecycle::lease::holder_id(),
     };
@@ -473,14 +513,16 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, n: u64) -> Measured {
         }
     };
     client.delete_bucket().bucket(&bucket).send().await.ok();
+    let waits = store.waits.lock().unwrap();
     let m = Measured {
         mode,
         items: report.objects_deleted.count,
         secs,
         removal_secs,
-        store_secs: store.delete_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-        delete_requests: store.delete_requests.load(Ordering::Relaxed),
+        store_secs: waits.secs,
+        delete_requests: waits.requests,
     };
+    drop(waits);
     eprintln!(
         "[{}] {} objects in {:.1} s: {:.0} objects/s",
         mode.name(),
@@ -498,14 +540,22 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let modes: Vec<Mode> = std::env::var("CAIRN_BENCH_PURGE_MODES")
-        .unwrap_or_else(|_| "batched,single".into())
+        .unwrap_or_else(|_| "batched,batched1,single".into())
         .split(',')
         .map(|m| match m.trim() {
             "batched" => Mode::Batched,
+            "batched1" => Mode::BatchedOne,
             "single" => Mode::Single,
-            other => panic!("CAIRN_BENCH_PURGE_MODES: `{other}` is not batched or single"),
+            other => {
+                panic!("CAIRN_BENCH_PURGE_MODES: `{other}` is not batched, batched1 or single")
+            }
         })
         .collect();
+    // As `cairn serve` reads it: CAIRN_PURGE_CONCURRENCY, 4 by default.
+    let concurrency = Config::from_settings(&settings(std::path::Path::new("."), "unused"))
+        .expect("the bench's settings")
+        .lifecycle
+        .delete_concurrency;
     let catalog = if std::env::var("CAIRN_BENCH_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
         "Postgres"
     } else {
@@ -521,7 +571,7 @@ async fn main() {
     );
     let mut results = Vec::new();
     for mode in modes {
-        results.push(measure(&sdk, mode, n).await);
+        results.push(measure(&sdk, mode, concurrency, n).await);
     }
 
     println!(
@@ -531,7 +581,7 @@ async fn main() {
     for m in &results {
         println!(
             "{:<36} {:>8} {:>9.1} {:>10.0} {:>10.1} {:>9.1} {:>9}",
-            m.mode.label(),
+            m.mode.label(concurrency),
             m.items,
             m.secs,
             m.rate(),
@@ -541,11 +591,15 @@ async fn main() {
         );
     }
     println!(
-        "(removal s: the sweep's object-removal step; store s: waiting for delete answers; \
-         the rest of a sweep is catalog work)"
+        "(removal s: the sweep's object-removal step; store s: time with a delete request \
+         waiting for the store; the rest of a sweep is catalog work)"
     );
     let rate = |mode| results.iter().find(|m| m.mode == mode).map(Measured::rate);
-    if let (Some(b), Some(s)) = (rate(Mode::Batched), rate(Mode::Single)) {
-        println!("batched / single: {:.1}× (target: at least 20×)", b / s);
+    if let Some(s) = rate(Mode::Single) {
+        for (mode, name) in [(Mode::Batched, "batched"), (Mode::BatchedOne, "batched1")] {
+            if let Some(b) = rate(mode) {
+                println!("{name} / single: {:.1}× (target: at least 20×)", b / s);
+            }
+        }
     }
 }

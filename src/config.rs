@@ -111,6 +111,10 @@ pub struct Settings {
     /// once nothing else references its bytes, removes its object.
     #[arg(long, env = "CAIRN_PURGE_GRACE_SECS", default_value = "604800")]
     pub purge_grace_secs: Option<String>,
+    /// Multi-object delete requests (up to 1000 keys each) the sweep keeps in flight while it
+    /// removes purged objects, 1 to 32.
+    #[arg(long, env = "CAIRN_PURGE_CONCURRENCY", default_value = "4")]
+    pub purge_concurrency: Option<String>,
     /// Default retention in days for every tenant's items (audit artifacts excepted); tenant
     /// rules (`PUT /admin/tenants/{tenant}/retention`) override it. Unset: keep until deleted.
     #[arg(long, env = "CAIRN_RETENTION_DAYS")]
@@ -176,6 +180,8 @@ pub struct LifecycleConfig {
     pub purge_grace: chrono::Duration,
     /// Applies where no tenant rule does; `None`: keep.
     pub default_retention_days: Option<u32>,
+    /// Delete requests in flight while the sweep removes objects.
+    pub delete_concurrency: usize,
 }
 
 impl Default for LifecycleConfig {
@@ -185,6 +191,7 @@ impl Default for LifecycleConfig {
             pending_ttl: chrono::Duration::seconds(86_400),
             purge_grace: chrono::Duration::seconds(604_800),
             default_retention_days: None,
+            delete_concurrency: 4,
         }
     }
 }
@@ -593,11 +600,20 @@ fn parse_lifecycle(s: &Settings) -> Result<LifecycleConfig, ConfigError> {
                 })?,
         ),
     };
+    let delete_concurrency = match s.purge_concurrency.as_deref().map(str::trim) {
+        None => d.delete_concurrency,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=32).contains(n))
+            .ok_or_else(|| invalid("CAIRN_PURGE_CONCURRENCY", "must be a whole number, 1 to 32"))?,
+    };
     Ok(LifecycleConfig {
         cron,
         pending_ttl,
         purge_grace,
         default_retention_days,
+        delete_concurrency,
     })
 }
 
@@ -1028,11 +1044,13 @@ mod tests {
         assert_eq!(c.lifecycle.pending_ttl, chrono::Duration::hours(24));
         assert_eq!(c.lifecycle.purge_grace, chrono::Duration::days(7));
         assert_eq!(c.lifecycle.default_retention_days, None);
+        assert_eq!(c.lifecycle.delete_concurrency, 4);
         s.jobs = Some("off".into());
         s.lifecycle_cron = Some("30 2 * * *".into());
         s.pending_ttl_secs = Some("600".into());
         s.purge_grace_secs = Some("0".into());
         s.retention_days = Some("90".into());
+        s.purge_concurrency = Some("16".into());
         let c = Config::from_settings(&s).unwrap();
         assert!(!c.jobs);
         assert_eq!(
@@ -1042,6 +1060,7 @@ mod tests {
         assert_eq!(c.lifecycle.pending_ttl, chrono::Duration::minutes(10));
         assert!(c.lifecycle.purge_grace.is_zero());
         assert_eq!(c.lifecycle.default_retention_days, Some(90));
+        assert_eq!(c.lifecycle.delete_concurrency, 16);
     }
 
     #[test]
@@ -1119,6 +1138,12 @@ mod tests {
             }),
             ("CAIRN_RETENTION_DAYS", |s| {
                 s.retention_days = Some("0".into())
+            }),
+            ("CAIRN_PURGE_CONCURRENCY", |s| {
+                s.purge_concurrency = Some("0".into())
+            }),
+            ("CAIRN_PURGE_CONCURRENCY", |s| {
+                s.purge_concurrency = Some("33".into())
             }),
         ];
         for (var, change) in cases {

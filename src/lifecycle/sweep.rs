@@ -9,7 +9,7 @@
 //!    reference; a blob left with no reference (and no row naming it) becomes `deleting`, and a
 //!    public one has its CDN path queued for invalidation — all in one transaction;
 //! 4. **objects**: each `deleting` blob's multipart upload is aborted and its object removed with
-//!    batched multi-object deletes; then its row goes (or returns to `failed` while a failed item
+//!    batched multi-object deletes (`CAIRN_PURGE_CONCURRENCY` requests in flight); then its row goes (or returns to `failed` while a failed item
 //!    still names it). A crash between the delete and the row leaves a `deleting` row whose
 //!    delete the next sweep repeats (deleting a missing object is not an error);
 //! 5. **stray multipart uploads** the store lists but no blob records, older than the TTL, are
@@ -26,6 +26,7 @@ use std::{
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{artifact, blob, raw_asset};
+use futures_util::future::join_all;
 use sea_orm::{
     sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -133,24 +134,37 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
         Ok(())
     }
 
-    /// Removes `keys` from the store (recorded only in a dry run); answers the failures.
+    /// Removes `keys` from the store (recorded only in a dry run); answers the failures. Keys go
+    /// in requests of [`DELETE_BATCH`], all of them at once: callers pass at most
+    /// [`Self::in_flight`] batches.
     async fn delete_keys(&mut self, keys: &[ObjectKey]) -> Vec<(String, String)> {
         if self.opts.dry_run {
             self.dry_deleted
                 .extend(keys.iter().map(|k| k.as_str().to_owned()));
             return Vec::new();
         }
-        let res = if self.opts.single_deletes {
-            Ok(crate::storage::delete_each(self.store(), keys).await)
-        } else {
-            self.store().delete_many(keys).await
-        };
-        res.unwrap_or_else(|e| {
-            let why = e.to_string();
-            keys.iter()
-                .map(|k| (k.as_str().to_owned(), why.clone()))
-                .collect()
-        })
+        let store = self.store();
+        let single = self.opts.single_deletes;
+        let requests = keys.chunks(DELETE_BATCH).map(|chunk| async move {
+            let res = if single {
+                Ok(crate::storage::delete_each(store, chunk).await)
+            } else {
+                store.delete_many(chunk).await
+            };
+            res.unwrap_or_else(|e| {
+                let why = e.to_string();
+                chunk
+                    .iter()
+                    .map(|k| (k.as_str().to_owned(), why.clone()))
+                    .collect()
+            })
+        });
+        join_all(requests).await.into_iter().flatten().collect()
+    }
+
+    /// How many delete requests the object step keeps in flight.
+    fn in_flight(&self) -> usize {
+        self.lc.config.delete_concurrency.max(1)
     }
 
     async fn abort_upload(&mut self, key: &ObjectKey, upload_id: &str) -> Result<(), String> {
@@ -584,7 +598,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                 .filter(blob::Column::State.eq(blob::STATE_DELETING))
                 .filter(blob::Column::Id.gt(after))
                 .order_by_asc(blob::Column::Id)
-                .limit(DELETE_BATCH as u64)
+                .limit((DELETE_BATCH * self.in_flight()) as u64)
                 .all(self.db)
                 .await?;
             let Some(last) = batch.last() else { break };

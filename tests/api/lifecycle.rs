@@ -701,6 +701,112 @@ async fn orphans_are_reported_and_removed_only_on_request() {
     );
 }
 
+/// More `deleting` blobs than one round of requests takes: the object step sends its
+/// multi-object deletes `CAIRN_PURGE_CONCURRENCY` at a time, round after round, and every object
+/// and row goes while live content stays.
+#[tokio::test]
+async fn objects_go_in_concurrent_multi_object_deletes_round_after_round() {
+    use futures_util::{StreamExt, TryStreamExt};
+
+    const N: usize = 2 * cairn::storage::DELETE_BATCH + 150;
+    let app = TestApp::spawn_with(|s| s.purge_concurrency = Some("2".into())).await;
+    assert_eq!(app.state.config.lifecycle.delete_concurrency, 2);
+    let acme = app.owner("acme", "dev");
+    let kept = app
+        .stream_artifact(&acme, PNG, &sample(PNG, 700), json!({}))
+        .await;
+    let ct = cairn::domain::ContentType::parse("application/octet-stream").unwrap();
+    let keys: Vec<ObjectKey> = (0..N)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7();
+            ObjectKey::parse(&format!("tenants/acme/dev/raw/{id}/gone-{i}.bin")).unwrap()
+        })
+        .collect();
+    futures_util::stream::iter(&keys)
+        .map(|key| {
+            let store = app.state.store.clone();
+            let ct = ct.clone();
+            async move {
+                let spec = cairn::storage::UploadSpec {
+                    key,
+                    content_type: &ct,
+                    size: cairn::domain::SizeBytes::new_unchecked(4),
+                    sha256: None,
+                    cache_control: cairn::storage::PRIVATE_IMMUTABLE,
+                    expires_at: Utc::now() + Duration::hours(1),
+                };
+                let body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"gone"))]);
+                store.put_stream(&spec, Box::pin(body)).await.map(drop)
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await
+        .unwrap();
+    let now = Utc::now();
+    for chunk in keys.chunks(500) {
+        let rows = chunk.iter().map(|key| blob::ActiveModel {
+            id: sea_orm::Set(uuid::Uuid::now_v7()),
+            tenant_id: sea_orm::Set("acme".into()),
+            env: sea_orm::Set("dev".into()),
+            visibility: sea_orm::Set(blob::VISIBILITY_PRIVATE.into()),
+            key: sea_orm::Set(key.as_str().to_owned()),
+            sha256: sea_orm::Set(None),
+            size_bytes: sea_orm::Set(4),
+            content_type: sea_orm::Set(ct.as_str().to_owned()),
+            state: sea_orm::Set(blob::STATE_DELETING.into()),
+            ref_count: sea_orm::Set(0),
+            upload_id: sea_orm::Set(None),
+            created_at: sea_orm::Set(now),
+            updated_at: sea_orm::Set(now),
+        });
+        blob::Entity::insert_many(rows)
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+    }
+
+    let r = sweep(&app, now).await;
+    assert!(!r.has_errors(), "{r:?}");
+    assert_eq!(
+        r.objects_deleted,
+        lifecycle::report::Tally {
+            count: N as u64,
+            bytes: 4 * N as u64
+        }
+    );
+    assert_eq!(r.objects_pending, 0);
+    let left = blob::Entity::find()
+        .filter(blob::Column::State.eq(blob::STATE_DELETING))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every removed object's row goes");
+    for key in [&keys[0], &keys[999], &keys[1000], &keys[1999], &keys[N - 1]] {
+        assert!(!object_exists(&app, key.as_str()).await, "{key} is gone");
+    }
+    let mut listed = 0;
+    let mut next = None;
+    loop {
+        let page = app
+            .state
+            .store
+            .list_objects("tenants/acme/dev/raw/", next)
+            .await
+            .unwrap();
+        listed += page.objects.len();
+        next = page.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, 0, "no object of the {N} is left");
+    assert!(
+        object_exists(&app, &key_of(&kept)).await,
+        "live content stays"
+    );
+}
+
 #[tokio::test]
 async fn a_crash_after_any_step_loses_nothing_and_the_next_sweep_finishes() {
     for at in [
