@@ -19,7 +19,8 @@
 //!
 //! Needs `AWS_*` variables reaching a store: run `scripts/bench-s3.sh`, which starts Garage, or
 //! `cargo bench --bench purge` with them set. `CAIRN_BENCH_PURGE_ITEMS` sets N;
-//! `CAIRN_BENCH_PURGE_MODES` (`batched,batched1,single` by default) picks the modes;
+//! `CAIRN_BENCH_PURGE_MODES` (`single,batched1,batched` by default: the baseline first, on the
+//! freshest store, as the store slows while its tables fill) picks the modes and their order;
 //! `CAIRN_BENCH_DATABASE_URL=postgres://...` uses that (empty) database instead of SQLite files in
 //! a temp dir.
 use std::{
@@ -540,7 +541,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let modes: Vec<Mode> = std::env::var("CAIRN_BENCH_PURGE_MODES")
-        .unwrap_or_else(|_| "batched,batched1,single".into())
+        .unwrap_or_else(|_| "single,batched1,batched".into())
         .split(',')
         .map(|m| match m.trim() {
             "batched" => Mode::Batched,

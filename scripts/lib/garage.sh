@@ -29,8 +29,13 @@ s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
     fi
 }
 
+# $GARAGE_BIN, when set, names the binary to run (a release build for benchmarks, say).
 garage_bin() {
     local bin
+    if [ -n "${GARAGE_BIN:-}" ]; then
+        [ -x "$GARAGE_BIN" ] || { log "GARAGE_BIN=$GARAGE_BIN is not an executable"; return 1; }
+        echo "$GARAGE_BIN"; return 0
+    fi
     bin="$(command -v garage || true)"
     [ -n "$bin" ] || bin="$HOME/.cargo/bin/garage"
     if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "[:v]$GARAGE_VERSION\b"; then
