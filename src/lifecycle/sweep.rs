@@ -9,9 +9,10 @@
 //!    reference; a blob left with no reference (and no row naming it) becomes `deleting`, and a
 //!    public one has its CDN path queued for invalidation — all in one transaction;
 //! 4. **objects**: each `deleting` blob's multipart upload is aborted and its object removed with
-//!    batched multi-object deletes (`CAIRN_PURGE_CONCURRENCY` requests in flight); then its row goes (or returns to `failed` while a failed item
-//!    still names it). A crash between the delete and the row leaves a `deleting` row whose
-//!    delete the next sweep repeats (deleting a missing object is not an error);
+//!    batched multi-object deletes (`CAIRN_PURGE_CONCURRENCY` requests in flight); then its row
+//!    goes (or returns to `failed` while a failed item still names it). A crash between the
+//!    delete and the row leaves a `deleting` row whose delete the next sweep repeats (deleting a
+//!    missing object is not an error);
 //! 5. **stray multipart uploads** the store lists but no blob records, older than the TTL, are
 //!    aborted;
 //! 6. **orphans**: objects under `tenants/` or `public/` that no blob row names and older than the
