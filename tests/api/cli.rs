@@ -9,12 +9,8 @@ use std::{
 use reqwest::StatusCode;
 
 fn cairn(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CAIRN_DATA_DIR", dir)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1");
+    let mut c = crate::helpers::cairn_command(dir);
+    c.env("RUST_LOG", "info");
     c
 }
 

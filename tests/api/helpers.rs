@@ -14,6 +14,16 @@ use sha2::Digest;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
+/// The `cairn` binary with a clean environment: PATH, `CAIRN_DATA_DIR` and no colours.
+pub fn cairn_command(data_dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAIRN_DATA_DIR", data_dir)
+        .env("NO_COLOR", "1");
+    c
+}
+
 pub struct TestApp {
     /// The per-test bucket when the store is S3.
     pub bucket: Option<String>,
@@ -190,6 +200,32 @@ impl TestApp {
                 .collect::<BTreeMap<_, _>>(),
             operator: false,
         }
+    }
+
+    /// Writes `bytes` straight to the app's store under `key`, bypassing the catalog (an orphan,
+    /// a CloudFront log file, an object a test gives a blob row itself).
+    pub async fn put_object(
+        &self,
+        key: &cairn::domain::ObjectKey,
+        content_type: &str,
+        cache_control: &str,
+        bytes: Vec<u8>,
+    ) {
+        let ct = cairn::domain::ContentType::parse(content_type).unwrap();
+        let spec = cairn::storage::UploadSpec {
+            key,
+            content_type: &ct,
+            size: cairn::domain::SizeBytes::new_unchecked(bytes.len() as u64),
+            sha256: None,
+            cache_control,
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        };
+        let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(bytes)) });
+        self.state
+            .store
+            .put_stream(&spec, Box::pin(body))
+            .await
+            .unwrap();
     }
 
     /// A token with `operator: true` and no tenant memberships.

@@ -657,21 +657,13 @@ async fn orphans_are_reported_and_removed_only_on_request() {
     let key =
         ObjectKey::parse("tenants/acme/dev/raw/0190f000-0000-7000-8000-000000000001/lost.bin")
             .unwrap();
-    let ct = cairn::domain::ContentType::parse("application/octet-stream").unwrap();
-    let spec = cairn::storage::UploadSpec {
-        key: &key,
-        content_type: &ct,
-        size: cairn::domain::SizeBytes::new_unchecked(4),
-        sha256: None,
-        cache_control: cairn::storage::PRIVATE_IMMUTABLE,
-        expires_at: Utc::now() + Duration::hours(1),
-    };
-    let body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"lost"))]);
-    app.state
-        .store
-        .put_stream(&spec, Box::pin(body))
-        .await
-        .unwrap();
+    app.put_object(
+        &key,
+        "application/octet-stream",
+        cairn::storage::PRIVATE_IMMUTABLE,
+        b"lost".to_vec(),
+    )
+    .await;
 
     let r = sweep(&app, Utc::now()).await;
     assert_eq!(
@@ -706,7 +698,7 @@ async fn orphans_are_reported_and_removed_only_on_request() {
 /// and row goes while live content stays.
 #[tokio::test]
 async fn objects_go_in_concurrent_multi_object_deletes_round_after_round() {
-    use futures_util::{StreamExt, TryStreamExt};
+    use futures_util::StreamExt;
 
     const N: usize = 2 * cairn::storage::DELETE_BATCH + 150;
     let app = TestApp::spawn_with(|s| s.purge_concurrency = Some("2".into())).await;
@@ -715,34 +707,18 @@ async fn objects_go_in_concurrent_multi_object_deletes_round_after_round() {
     let kept = app
         .stream_artifact(&acme, PNG, &sample(PNG, 700), json!({}))
         .await;
-    let ct = cairn::domain::ContentType::parse("application/octet-stream").unwrap();
     let keys: Vec<ObjectKey> = (0..N)
         .map(|i| {
             let id = uuid::Uuid::now_v7();
             ObjectKey::parse(&format!("tenants/acme/dev/raw/{id}/gone-{i}.bin")).unwrap()
         })
         .collect();
+    const CT: &str = "application/octet-stream";
     futures_util::stream::iter(&keys)
-        .map(|key| {
-            let store = app.state.store.clone();
-            let ct = ct.clone();
-            async move {
-                let spec = cairn::storage::UploadSpec {
-                    key,
-                    content_type: &ct,
-                    size: cairn::domain::SizeBytes::new_unchecked(4),
-                    sha256: None,
-                    cache_control: cairn::storage::PRIVATE_IMMUTABLE,
-                    expires_at: Utc::now() + Duration::hours(1),
-                };
-                let body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"gone"))]);
-                store.put_stream(&spec, Box::pin(body)).await.map(drop)
-            }
-        })
+        .map(|key| app.put_object(key, CT, cairn::storage::PRIVATE_IMMUTABLE, b"gone".to_vec()))
         .buffer_unordered(16)
-        .try_collect::<()>()
-        .await
-        .unwrap();
+        .collect::<()>()
+        .await;
     let now = Utc::now();
     for chunk in keys.chunks(500) {
         let rows = chunk.iter().map(|key| blob::ActiveModel {
@@ -753,7 +729,7 @@ async fn objects_go_in_concurrent_multi_object_deletes_round_after_round() {
             key: sea_orm::Set(key.as_str().to_owned()),
             sha256: sea_orm::Set(None),
             size_bytes: sea_orm::Set(4),
-            content_type: sea_orm::Set(ct.as_str().to_owned()),
+            content_type: sea_orm::Set(CT.into()),
             state: sea_orm::Set(blob::STATE_DELETING.into()),
             ref_count: sea_orm::Set(0),
             upload_id: sea_orm::Set(None),
@@ -1180,12 +1156,8 @@ async fn the_run_endpoint_sweeps_reports_and_refuses_while_a_sweep_runs() {
 async fn the_cli_runs_a_sweep_and_prints_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let cairn = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        crate::helpers::cairn_command(dir.path())
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CAIRN_DATA_DIR", dir.path())
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     };

@@ -326,26 +326,9 @@ async fn storage_samples_make_daily_averages_peaks_and_gb_days() {
 
 /// Writes a fixture log file into the store under `key`.
 async fn put_log(app: &TestApp, key: &str, bytes: Vec<u8>) {
-    use cairn::{
-        domain::{ContentType, ObjectKey, SizeBytes},
-        storage::UploadSpec,
-    };
-    let key = ObjectKey::parse(key).unwrap();
-    let ct = ContentType::parse("application/gzip").unwrap();
-    let spec = UploadSpec {
-        key: &key,
-        content_type: &ct,
-        size: SizeBytes::new_unchecked(bytes.len() as u64),
-        sha256: None,
-        cache_control: "private",
-        expires_at: Utc::now() + Duration::hours(1),
-    };
-    let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(bytes)) });
-    app.state
-        .store
-        .put_stream(&spec, Box::pin(body))
-        .await
-        .unwrap();
+    let key = cairn::domain::ObjectKey::parse(key).unwrap();
+    app.put_object(&key, "application/gzip", "private", bytes)
+        .await;
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -808,12 +791,8 @@ async fn every_metering_route_is_operator_only() {
 async fn the_cli_prints_usage_as_a_table_csv_and_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     let cairn = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        crate::helpers::cairn_command(dir.path())
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CAIRN_DATA_DIR", dir.path())
-            .env("NO_COLOR", "1")
             .output()
             .unwrap()
     };
