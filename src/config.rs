@@ -144,6 +144,30 @@ pub struct Settings {
     /// `/o/` and `/cdn/`.
     #[arg(long, env = "CAIRN_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+    /// Seconds a client may take to finish sending a request's head (request line and headers)
+    /// once it has begun; a connection stalled mid-head is closed.
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT_SECS", default_value = "10")]
+    pub header_timeout_secs: Option<String>,
+    /// Seconds a connection may stay idle (before its first request, or between keep-alive
+    /// requests) before the server closes it. Keep it above a load balancer's idle timeout
+    /// (AWS ALB: 60 s).
+    #[arg(long, env = "CAIRN_KEEPALIVE_TIMEOUT_SECS", default_value = "75")]
+    pub keepalive_timeout_secs: Option<String>,
+    /// A request body (an upload) that delivers less than CAIRN_BODY_MIN_RATE bytes a second over
+    /// this many seconds of waiting for it ends with 408; nothing of it is kept.
+    #[arg(long, env = "CAIRN_BODY_TIMEOUT_SECS", default_value = "30")]
+    pub body_timeout_secs: Option<String>,
+    /// The slowest upload accepted, in bytes per second, averaged over CAIRN_BODY_TIMEOUT_SECS.
+    #[arg(long, env = "CAIRN_BODY_MIN_RATE", default_value = "1024")]
+    pub body_min_rate: Option<String>,
+    /// Most connections served at once; further clients wait in the listen backlog. Capped by
+    /// the process's open-file limit (the soft limit is raised to the hard one at start-up).
+    #[arg(long, env = "CAIRN_MAX_CONNECTIONS", default_value = "10000")]
+    pub max_connections: Option<String>,
+    /// Bearer token that shows per-tenant series on `/metrics` (at least 16 bytes). Without it,
+    /// `/metrics` names no tenant.
+    #[arg(long, env = "CAIRN_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Validated configuration.
@@ -166,6 +190,34 @@ pub struct Config {
     pub jobs: bool,
     pub lifecycle: LifecycleConfig,
     pub metering: MeteringConfig,
+    /// Connection and request-body limits of the HTTP server.
+    pub server: ServerLimits,
+    /// Unlocks per-tenant series on `/metrics`; `None`: they are never shown.
+    pub metrics_token: Option<Secret>,
+}
+
+/// What a client may hold of the server: time to send a request head, idle time, upload pace,
+/// connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_timeout: std::time::Duration,
+    pub keepalive_timeout: std::time::Duration,
+    /// The period over which an upload must deliver `body_min_rate` bytes a second.
+    pub body_timeout: std::time::Duration,
+    pub body_min_rate: u64,
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: std::time::Duration::from_secs(10),
+            keepalive_timeout: std::time::Duration::from_secs(75),
+            body_timeout: std::time::Duration::from_secs(30),
+            body_min_rate: 1024,
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// Every 15 minutes, at second 0.
@@ -535,6 +587,14 @@ impl Config {
         };
         let lifecycle = parse_lifecycle(s)?;
         let metering = parse_metering(s)?;
+        let server = parse_server(s)?;
+        let metrics_token = match s.metrics_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) if t.len() < 16 => {
+                return Err(invalid("CAIRN_METRICS_TOKEN", "must be at least 16 bytes"))
+            }
+            Some(t) => Some(Secret::new(t)),
+        };
 
         let config = Self {
             database_url: Secret::new(database_url),
@@ -556,6 +616,8 @@ impl Config {
             jobs,
             lifecycle,
             metering,
+            server,
+            metrics_token,
         };
         Ok(config)
     }
@@ -614,6 +676,66 @@ fn parse_lifecycle(s: &Settings) -> Result<LifecycleConfig, ConfigError> {
         purge_grace,
         default_retention_days,
         delete_concurrency,
+    })
+}
+
+fn parse_server(s: &Settings) -> Result<ServerLimits, ConfigError> {
+    let d = ServerLimits::default();
+    // A whole number in `range`, or the default when unset.
+    let num = |var: &'static str,
+               v: &Option<String>,
+               default: u64,
+               range: std::ops::RangeInclusive<u64>| {
+        match v.as_deref().map(str::trim) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        var,
+                        format!(
+                            "`{v}` is not a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
+    };
+    let secs = std::time::Duration::from_secs;
+    Ok(ServerLimits {
+        header_timeout: secs(num(
+            "CAIRN_HEADER_TIMEOUT_SECS",
+            &s.header_timeout_secs,
+            d.header_timeout.as_secs(),
+            1..=3600,
+        )?),
+        keepalive_timeout: secs(num(
+            "CAIRN_KEEPALIVE_TIMEOUT_SECS",
+            &s.keepalive_timeout_secs,
+            d.keepalive_timeout.as_secs(),
+            1..=3600,
+        )?),
+        body_timeout: secs(num(
+            "CAIRN_BODY_TIMEOUT_SECS",
+            &s.body_timeout_secs,
+            d.body_timeout.as_secs(),
+            1..=3600,
+        )?),
+        body_min_rate: num(
+            "CAIRN_BODY_MIN_RATE",
+            &s.body_min_rate,
+            d.body_min_rate,
+            0..=1 << 30,
+        )?,
+        max_connections: num(
+            "CAIRN_MAX_CONNECTIONS",
+            &s.max_connections,
+            d.max_connections as u64,
+            1..=1_000_000,
+        )? as usize,
     })
 }
 
@@ -1082,6 +1204,34 @@ mod tests {
     }
 
     #[test]
+    fn server_limits_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.server, ServerLimits::default());
+        assert!(c.metrics_token.is_none());
+        s.header_timeout_secs = Some("3".into());
+        s.keepalive_timeout_secs = Some(" 20 ".into());
+        s.body_timeout_secs = Some("5".into());
+        s.body_min_rate = Some("0".into());
+        s.max_connections = Some("64".into());
+        s.metrics_token = Some("m".repeat(16));
+        let c = Config::from_settings(&s).unwrap();
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                header_timeout: secs(3),
+                keepalive_timeout: secs(20),
+                body_timeout: secs(5),
+                body_min_rate: 0,
+                max_connections: 64,
+            }
+        );
+        assert_eq!(c.metrics_token.unwrap().expose(), "m".repeat(16));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let dir = tempfile::tempdir().unwrap();
         type Change = fn(&mut Settings);
@@ -1144,6 +1294,24 @@ mod tests {
             }),
             ("CAIRN_PURGE_CONCURRENCY", |s| {
                 s.purge_concurrency = Some("33".into())
+            }),
+            ("CAIRN_HEADER_TIMEOUT_SECS", |s| {
+                s.header_timeout_secs = Some("0".into())
+            }),
+            ("CAIRN_KEEPALIVE_TIMEOUT_SECS", |s| {
+                s.keepalive_timeout_secs = Some("forever".into())
+            }),
+            ("CAIRN_BODY_TIMEOUT_SECS", |s| {
+                s.body_timeout_secs = Some("-1".into())
+            }),
+            ("CAIRN_BODY_MIN_RATE", |s| {
+                s.body_min_rate = Some("fast".into())
+            }),
+            ("CAIRN_MAX_CONNECTIONS", |s| {
+                s.max_connections = Some("0".into())
+            }),
+            ("CAIRN_METRICS_TOKEN", |s| {
+                s.metrics_token = Some("short".into())
             }),
         ];
         for (var, change) in cases {

@@ -68,6 +68,10 @@ impl ApiError {
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
         }
     }
+    /// 408: the client sent its request body too slowly (`CAIRN_BODY_TIMEOUT_SECS`).
+    pub fn body_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", detail)
+    }
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
     }

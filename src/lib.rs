@@ -156,6 +156,11 @@ impl Application {
         };
         let db = connect(&config).await?;
         migrate(&db).await?;
+        let mut config = config;
+        config.server.max_connections = http::serve::connection_cap(
+            config.server.max_connections,
+            http::serve::raise_open_file_limit(),
+        );
         metering::backfill_if_new(&db)
             .await
             .context("initialising usage counters")?;
@@ -237,17 +242,21 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(address = %self.local_addr(), public_url = %self.state.public_url, "cairn listening");
+        let limits = self.state.config.server;
+        tracing::info!(
+            address = %self.local_addr(),
+            public_url = %self.state.public_url,
+            max_connections = limits.max_connections,
+            header_timeout_secs = limits.header_timeout.as_secs(),
+            keepalive_timeout_secs = limits.keepalive_timeout.as_secs(),
+            body_timeout_secs = limits.body_timeout.as_secs(),
+            body_min_rate = limits.body_min_rate,
+            "cairn listening"
+        );
         // Background workers stop when serving ends, however it ends.
         let _stop_workers = self.shutdown.clone().drop_guard();
         let router = http::router(self.state.clone());
-        // The peer address is what CloudFront-style `IpAddress` conditions check on `/cdn/`.
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        http::serve::serve(self.listener, router, limits, shutdown).await?;
         self.state.db.clone().close().await.ok();
         tracing::info!("cairn stopped");
         Ok(())

@@ -11,6 +11,7 @@ use crate::{app::AppState, error::ApiError};
 
 pub mod admin;
 pub mod artifacts;
+pub mod body_timeout;
 pub mod cdn;
 mod cors;
 pub mod health;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod objects;
 pub mod range;
 pub mod raw;
+pub mod serve;
 pub mod trace;
 pub mod usage;
 
@@ -97,6 +99,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("handler panicked"))
         }));
+    // Every request body keeps a minimum pace (uploads above all).
+    let limits = state.config.server;
+    app = app.layer(middleware::from_fn(move |req, next| {
+        body_timeout::layer(limits, req, next)
+    }));
     // Inside the trace layer, so that refused preflights are logged with a trace id, and
     // outside everything else, so that error answers carry CORS headers too.
     if let Some(cors) = cors::layer(&state.config.cors_origins) {

@@ -67,6 +67,7 @@ fn write_error(e: WriteError) -> ApiError {
             e.to_string(),
         ),
         WriteError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
+        WriteError::TooSlow(_) => ApiError::body_timeout(e.to_string()),
         WriteError::Io(io) => ApiError::unavailable("storage_unavailable", io.to_string()),
     }
 }

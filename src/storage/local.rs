@@ -74,6 +74,9 @@ pub enum WriteError {
     Exists,
     #[error("the upload was interrupted: {0}")]
     Body(String),
+    /// The client sent the body too slowly.
+    #[error("{0}")]
+    TooSlow(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -178,7 +181,7 @@ impl LocalStore {
     ) -> Result<Meta, WriteError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let tmp = self.root.join("tmp").join(uuid::Uuid::now_v7().to_string());
         let result = self
@@ -201,14 +204,17 @@ impl LocalStore {
     ) -> Result<Meta, WriteError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + 'static,
     {
         let file = tokio::fs::File::create(tmp).await?;
         let mut out = tokio::io::BufWriter::with_capacity(CHUNK, file);
         let mut hasher = sha2::Sha256::new();
         let mut received: u64 = 0;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
+            let chunk = chunk.map_err(|e| match PutError::body(&e) {
+                PutError::TooSlow(why) => WriteError::TooSlow(why),
+                other => WriteError::Body(other.to_string()),
+            })?;
             received += chunk.len() as u64;
             if received > size {
                 return Err(WriteError::TooLarge { declared: size });
@@ -387,6 +393,7 @@ impl From<WriteError> for PutError {
             WriteError::ChecksumMismatch => PutError::ChecksumMismatch,
             WriteError::Exists => PutError::Exists,
             WriteError::Body(b) => PutError::Body(b),
+            WriteError::TooSlow(b) => PutError::TooSlow(b),
             WriteError::Io(e) => PutError::Store(io_err(e)),
         }
     }

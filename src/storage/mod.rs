@@ -50,8 +50,52 @@ pub enum PutError {
     Exists,
     #[error("the upload was interrupted: {0}")]
     Body(String),
+    /// The client sent the body too slowly ([`BodyTimedOut`]).
+    #[error("{0}")]
+    TooSlow(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl PutError {
+    /// Why reading the client's body failed: too slow, or interrupted.
+    pub fn body(e: &(dyn std::error::Error + 'static)) -> Self {
+        if is_timeout(e) {
+            Self::TooSlow(e.to_string())
+        } else {
+            Self::Body(e.to_string())
+        }
+    }
+}
+
+/// Reading a request body failed because the client sent it too slowly (the HTTP layer's pace,
+/// `CAIRN_BODY_TIMEOUT_SECS` and `CAIRN_BODY_MIN_RATE`).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived too slowly: under {min_bytes} bytes in {secs} s")]
+pub struct BodyTimedOut {
+    pub min_bytes: u64,
+    pub secs: u64,
+}
+
+/// Whether `e` (or any error it wraps, through `io::Error`s too) is a [`BodyTimedOut`].
+pub fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimedOut>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it carries; look at that one too.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_timeout(inner) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The facts an upload URL binds: the store refuses any other key, type, size or content.

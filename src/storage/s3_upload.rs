@@ -48,7 +48,7 @@ impl Exact {
             if self.carry.is_empty() {
                 match self.body.next().await {
                     Some(Ok(chunk)) => self.carry = chunk,
-                    Some(Err(e)) => return Err(PutError::Body(e.to_string())),
+                    Some(Err(e)) => return Err(PutError::body(&e)),
                     None => {
                         return Err(PutError::SizeMismatch {
                             declared: self.declared,
@@ -79,7 +79,7 @@ impl Exact {
                         declared: self.declared,
                     })
                 }
-                Err(e) => return Err(PutError::Body(e.to_string())),
+                Err(e) => return Err(PutError::body(&e)),
             }
         }
         Ok(())

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// `CAIRN_METRICS_TOKEN` of every test app: it shows per-tenant series on `/metrics`.
+pub const METRICS_TOKEN: &str = "metrics-test-token-0123456789";
 
 /// The `cairn` binary with a clean environment: PATH, `CAIRN_DATA_DIR` and no colours.
 pub fn cairn_command(data_dir: &std::path::Path) -> std::process::Command {
@@ -161,6 +163,7 @@ impl TestApp {
             envs: "dev,staging,prod".into(),
             // Tests run sweeps themselves, with an injected clock; no schedule fires meanwhile.
             jobs: Some("off".into()),
+            metrics_token: Some(METRICS_TOKEN.into()),
             ..Default::default()
         };
         if let Some(bucket) = &bucket {

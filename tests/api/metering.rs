@@ -418,9 +418,11 @@ async fn put_quota(app: &TestApp, tenant: &str, body: Value) -> reqwest::Respons
         .unwrap()
 }
 
+/// `/metrics` as the holder of `CAIRN_METRICS_TOKEN` sees it (per-tenant series included).
 async fn metrics(app: &TestApp) -> String {
     app.client
         .get(format!("{}/metrics", app.base))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .unwrap()

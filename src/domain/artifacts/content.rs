@@ -25,6 +25,7 @@ fn put_error(e: PutError) -> ApiError {
         PutError::ChecksumMismatch => ApiError::bad_request("checksum_mismatch", e.to_string()),
         PutError::Exists => ApiError::conflict("object_exists", e.to_string()),
         PutError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
+        PutError::TooSlow(_) => ApiError::body_timeout(e.to_string()),
         PutError::Store(s) => s.into(),
     }
 }
@@ -43,7 +44,7 @@ async fn sniffed(ct: &ContentType, mut body: BodyStream) -> ApiResult<BodyStream
                 have += chunk.len();
                 head.push(chunk);
             }
-            Some(Err(e)) => return Err(put_error(PutError::Body(e.to_string()))),
+            Some(Err(e)) => return Err(put_error(PutError::body(&e))),
             None => break,
         }
     }
