@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Path, Query, State},
+    extract::{rejection::BytesRejection, Path, Query, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use entity::artifact;
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, value::RawValue, Value};
 use uuid::Uuid;
 
 use super::{json::ApiJson, raw::RawAssetView};
@@ -360,49 +360,103 @@ fn bytes_stream(bytes: Vec<u8>) -> BodyStream {
     ))
 }
 
+/// `POST /artifacts/replay` as sent: the keyframes and summary are kept as the client's own JSON
+/// text (checked, never built into a tree), so a large document costs its size once.
 #[derive(Deserialize)]
-pub struct ReplayBody {
+pub struct ReplayBody<'a> {
     run_id: String,
-    keyframes: Value,
-    summary: Option<Value>,
+    #[serde(borrow)]
+    keyframes: &'a RawValue,
+    #[serde(borrow, default)]
+    summary: Option<&'a RawValue>,
     filename: Option<String>,
     visibility: Option<String>,
     lineage: Option<LineageBody>,
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// `POST /artifacts/replay`: the keyframes (and a summary) stored as one JSON document.
+/// Keyframes and summaries nest at most this deep (as serde_json's own limit for trees).
+const MAX_JSON_DEPTH: usize = 128;
+
+/// How deeply arrays and objects nest in valid JSON text.
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// `POST /artifacts/replay`: the keyframes (and a summary) stored as one JSON document,
+/// `{"run_id":..,"keyframes":[..],"summary":{..}}`, streamed to the store from the request's
+/// own bytes.
 pub async fn replay(
     State(app): State<AppState>,
     scope: Scope,
-    ApiJson(b): ApiJson<ReplayBody>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     scope.require_write()?;
-    if !b.keyframes.is_array() {
+    super::json::require_json(&headers)?;
+    let body = body.map_err(super::json::bytes_rejection)?;
+    let b: ReplayBody<'_> = super::json::parse(&body)?;
+    let keyframes = b.keyframes.get();
+    if !keyframes.starts_with('[') || json_depth(keyframes) > MAX_JSON_DEPTH {
         return Err(ApiError::bad_request(
             "invalid_keyframes",
-            "keyframes must be a JSON array",
+            format!("keyframes must be a JSON array nested at most {MAX_JSON_DEPTH} deep"),
         ));
     }
-    let summary = b.summary.unwrap_or_else(|| json!({}));
-    if !summary.is_object() {
+    let summary = b.summary.map(RawValue::get);
+    if summary.is_some_and(|s| !s.starts_with('{') || json_depth(s) > MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(
             "invalid_summary",
-            "summary must be a JSON object",
+            format!("summary must be a JSON object nested at most {MAX_JSON_DEPTH} deep"),
         ));
     }
-    let doc = json!({ "run_id": b.run_id, "keyframes": b.keyframes, "summary": summary });
+    let run_id = serde_json::to_string(&b.run_id).map_err(|e| ApiError::internal(e.to_string()))?;
+    let pieces = vec![
+        Bytes::from(format!("{{\"run_id\":{run_id},\"keyframes\":")),
+        body.slice_ref(keyframes.as_bytes()),
+        Bytes::from_static(b",\"summary\":"),
+        match summary {
+            Some(s) => body.slice_ref(s.as_bytes()),
+            None => Bytes::from_static(b"{}"),
+        },
+        Bytes::from_static(b"}"),
+    ];
+    let size = pieces.iter().map(|p| p.len() as u64).sum();
     let req = json_artifact(
         &app,
         &b.run_id,
         Kind::Replay,
         b.filename.as_deref().unwrap_or("replay.json"),
-        &doc,
+        size,
         b.visibility.as_deref(),
         b.lineage,
         b.expires_at,
     )?;
-    store_json(app, scope, req, doc).await
+    let stream = futures_util::stream::iter(pieces.into_iter().map(Ok));
+    let a = artifacts::create_with_body(&app, &scope, req, Box::pin(stream)).await?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, Value::Null))
 }
 
 #[derive(Deserialize)]
@@ -430,17 +484,20 @@ pub async fn audit(
         "checks": [],
         "findings": [],
     });
+    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
     let req = json_artifact(
         &app,
         &b.run_id,
         Kind::Audit,
         b.filename.as_deref().unwrap_or("audit.json"),
-        &doc,
+        bytes.len() as u64,
         b.visibility.as_deref(),
         b.lineage,
         b.expires_at,
     )?;
-    store_json(app, scope, req, doc).await
+    let a = artifacts::create_with_body(&app, &scope, req, bytes_stream(bytes)).await?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, Value::Null))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -449,12 +506,11 @@ fn json_artifact(
     run_id: &str,
     kind: Kind,
     filename: &str,
-    doc: &Value,
+    size: u64,
     vis: Option<&str>,
     lin: Option<LineageBody>,
     exp: Option<DateTime<Utc>>,
 ) -> ApiResult<NewArtifact> {
-    let size = serde_json::to_vec(doc).map(|b| b.len()).unwrap_or(0) as u64;
     if size > app.config.max_upload_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -474,18 +530,6 @@ fn json_artifact(
         expires_at: expires_at(exp),
         method: UploadMethod::Put,
     })
-}
-
-async fn store_json(
-    app: AppState,
-    scope: Scope,
-    req: NewArtifact,
-    doc: Value,
-) -> ApiResult<Response> {
-    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
-    let a = artifacts::create_with_body(&app, &scope, req, bytes_stream(bytes)).await?;
-    let view = ArtifactView::with_url(&app, a).await?;
-    Ok(created(view, Value::Null))
 }
 
 #[derive(Deserialize)]

@@ -1,15 +1,24 @@
 //! The local backend's object endpoint: `PUT /o/<key>` and `POST /o` (browser form) upload,
 //! `GET /o/<key>` downloads. Every request carries a signed, expiring grant from `LocalStore`;
 //! the bearer token plays no part here.
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
 
 use axum::{
-    body::Body,
-    extract::{Multipart, Path, Query, State},
+    body::{Body, Bytes, HttpBody},
+    extract::{FromRequest, Multipart, Path, Query, Request, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
+use http_body::Frame;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
@@ -125,30 +134,59 @@ pub async fn put(
     Ok(stored(&meta, StatusCode::OK))
 }
 
-/// A browser form: `key`, `content-type`, `policy` and `signature` fields, then `file`.
-pub async fn post(
-    State(app): State<AppState>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> ApiResult<Response> {
+/// A field of a browser form before its `file` part may hold this many bytes.
+const MAX_FIELD_BYTES: usize = 8 * 1024;
+/// How many fields may come before `file` (the form Cairn hands out has four).
+const MAX_FIELDS: usize = 16;
+/// Everything before the `file` part's bytes: the fields, their part headers and boundaries.
+const MAX_FORM_HEAD_BYTES: u64 = 64 * 1024;
+
+/// A browser form: `key`, `content-type`, `policy` and `signature` fields, then `file`. Nothing
+/// before `file` is read whole: each field stops at [`MAX_FIELD_BYTES`], all of them (with their
+/// part headers) at [`MAX_FORM_HEAD_BYTES`], at most [`MAX_FIELDS`] of them, each name once; the
+/// file itself streams into the store, bounded by the policy's size.
+pub async fn post(State(app): State<AppState>, req: Request) -> ApiResult<Response> {
     let store = local(&app)?;
-    let mut form = multipart.map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+    let before_file = Arc::new(AtomicBool::new(true));
+    let req = req.map(|body| {
+        Body::new(FormHead {
+            inner: body,
+            read: 0,
+            before_file: before_file.clone(),
+        })
+    });
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
     let mut fields: HashMap<String, String> = HashMap::new();
-    let form_err = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request("invalid_form", e.body_text())
-    };
-    while let Some(field) = form.next_field().await.map_err(form_err)? {
+    let bad = |why: String| ApiError::bad_request("invalid_form", why);
+    while let Some(mut field) = form.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name != "file" {
-            let value = field.text().await.map_err(form_err)?;
-            if value.len() > 8 * 1024 || fields.len() > 32 {
-                return Err(ApiError::bad_request(
-                    "invalid_form",
-                    "form fields are too large",
-                ));
+            let name = name.to_ascii_lowercase();
+            if fields.len() >= MAX_FIELDS {
+                return Err(bad(format!(
+                    "the form has more than {MAX_FIELDS} fields before `file`"
+                )));
             }
-            fields.insert(name.to_ascii_lowercase(), value);
+            if fields.contains_key(&name) {
+                return Err(bad(format!("the form repeats the field `{name}`")));
+            }
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+                if value.len() + chunk.len() > MAX_FIELD_BYTES {
+                    return Err(bad(format!(
+                        "the field `{name}` is larger than {MAX_FIELD_BYTES} bytes"
+                    )));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            let value = String::from_utf8(value)
+                .map_err(|_| bad(format!("the field `{name}` is not UTF-8 text")))?;
+            fields.insert(name, value);
             continue;
         }
+        before_file.store(false, Ordering::Relaxed);
         let policy = store
             .verify_post(
                 param(&fields, "policy")?,
@@ -184,6 +222,62 @@ pub async fn post(
         "invalid_form",
         "the form has no `file` field",
     ))
+}
+
+/// A form that cannot be read: too slow (408), too much before `file`, or malformed (400).
+fn form_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if crate::storage::is_timeout(&e) {
+        return ApiError::body_timeout(e.to_string());
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if err.is::<FormHeadTooLarge>() {
+            return ApiError::bad_request("invalid_form", err.to_string());
+        }
+        cur = err.source();
+    }
+    ApiError::bad_request("invalid_form", e.body_text())
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the form's fields before `file` are larger than {MAX_FORM_HEAD_BYTES} bytes")]
+struct FormHeadTooLarge;
+
+/// The form's body, refused past [`MAX_FORM_HEAD_BYTES`] until the `file` part is reached: the
+/// multipart parser buffers a part's headers until they end, so this bounds that too.
+struct FormHead {
+    inner: Body,
+    read: u64,
+    before_file: Arc<AtomicBool>,
+}
+
+impl HttpBody for FormHead {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            if self.before_file.load(Ordering::Relaxed) {
+                self.read += f.data_ref().map_or(0, |d| d.len() as u64);
+                if self.read > MAX_FORM_HEAD_BYTES {
+                    return Poll::Ready(Some(Err(axum::Error::new(FormHeadTooLarge))));
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 pub async fn get(

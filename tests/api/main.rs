@@ -20,6 +20,7 @@ mod cors;
 mod dashboard;
 mod dedup;
 mod delivery;
+mod hostile_bodies;
 mod invalidation;
 mod isolation;
 mod lifecycle;
