@@ -39,22 +39,10 @@ impl ObjectKey {
     }
 
     /// The prefix of a run's private artifact keys: `tenants/<tenant_id>/<env>/runs/<run_id>/`.
-    /// A CloudFront policy for `<prefix>*` covers every private artifact the run stored itself.
+    /// A CloudFront policy for `<prefix>*` covers every private artifact the run stored itself,
+    /// and nothing of another run or raw asset (the trailing `/` keeps `r1/` off `r10/`).
     pub fn run_prefix(tenant: &TenantId, env: &Env, run: &RunId) -> String {
         format!("tenants/{tenant}/{env}/runs/{run}/")
-    }
-
-    /// The prefix of the item that owns the key: `tenants/<t>/<env>/runs/<run>/` for a private
-    /// artifact, `tenants/<t>/<env>/raw/<asset_id>/` for a raw asset; `None` for public keys.
-    /// One CloudFront policy on it covers every object stored under it.
-    pub fn owner_prefix(&self) -> Option<String> {
-        let segs: Vec<&str> = self.0.splitn(6, '/').collect();
-        match segs.as_slice() {
-            ["tenants", t, e, kind @ ("runs" | "raw"), id, _rest] => {
-                Some(format!("tenants/{t}/{e}/{kind}/{id}/"))
-            }
-            _ => None,
-        }
     }
 
     /// Whether the key is under `public/`, which the CDN serves unsigned.
@@ -136,13 +124,6 @@ mod tests {
         assert_eq!(prefix, "tenants/acme/prod/runs/run-7/");
         assert!(private.as_str().starts_with(&prefix));
         assert!(!public.as_str().starts_with(&prefix));
-        assert_eq!(private.owner_prefix().as_deref(), Some(prefix.as_str()));
-        assert_eq!(public.owner_prefix(), None);
-        let raw = ObjectKey::raw_asset(&t, &e, id, &f);
-        assert_eq!(
-            raw.owner_prefix().as_deref(),
-            Some("tenants/acme/prod/raw/00000000-0000-0000-0000-000000000000/")
-        );
     }
 
     #[test]

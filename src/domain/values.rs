@@ -132,8 +132,45 @@ impl Filename {
         if s.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
             return bad("must not contain `/`, `\\`, NUL or control characters");
         }
+        if let Some(c) = s.chars().find(|c| is_format_or_separator(*c)) {
+            return bad(&format!(
+                "must not contain invisible or reordering characters (U+{:04X})",
+                c as u32
+            ));
+        }
         Ok(Self(s.to_owned()))
     }
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15.1) and its line and paragraph
+/// separators (Zl, Zp): bidi overrides and isolates, zero-width spaces and joiners, the BOM,
+/// U+2028/U+2029, tags. They are invisible or reorder what is shown, so a name holding one can
+/// pass for another (`invoice\u{202E}gnp.exe` shows as `invoiceexe.png`).
+fn is_format_or_separator(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 /// A SHA-256 digest as 64 lowercase hex characters.
@@ -254,6 +291,9 @@ mod tests {
             "a.png",
             "my photo (1).JPG",
             "файл.txt",
+            "日本語 ファイル.png",
+            "emoji 🎉.png",
+            "café\u{301}.png",
             "..a",
             "a..",
             &"x".repeat(255),
@@ -271,6 +311,16 @@ mod tests {
             "a\nb",
             "\u{7f}",
             &"x".repeat(256),
+            "invoice\u{202E}gnp.exe",
+            "a\u{2066}b\u{2069}.png",
+            "zero\u{200B}width.png",
+            "join\u{200D}er.png",
+            "\u{FEFF}bom.png",
+            "line\u{2028}sep.png",
+            "para\u{2029}sep.png",
+            "soft\u{AD}hyphen.png",
+            "tag\u{E0041}.png",
+            "arabic\u{61C}mark.png",
         ] {
             assert_eq!(
                 Filename::parse(bad).unwrap_err().code,

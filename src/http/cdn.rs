@@ -3,7 +3,7 @@
 //! served to anyone, cached as immutable; any other key needs a CloudFront signed URL or signed
 //! cookies, checked against the configured keys' public halves as CloudFront checks them
 //! (resource, expiry, start time, source IP). `response-content-disposition` names the download,
-//! as S3 does behind CloudFront. The local store streams the bytes (with `Range`); S3 answers
+//! as S3 does behind CloudFront; on a public key only with a name Cairn gives that object. The local store streams the bytes (with `Range`); S3 answers
 //! with a redirect to a presigned GET.
 use std::net::SocketAddr;
 
@@ -115,6 +115,15 @@ pub async fn get(
                 "invalid_request",
                 "response-content-disposition is not a valid header value",
             ));
+        }
+    }
+    // Anyone can write a public URL: its download name is held to one Cairn gives for that
+    // object (an item's own name); any other is ignored, as the CDN in infra/ ignores it.
+    if key.is_public() {
+        if let Some(d) = disposition.take() {
+            if crate::domain::artifacts::is_own_disposition(&app, &key, &d).await? {
+                disposition = Some(d);
+            }
         }
     }
     if let Some(local) = app.local.as_deref() {

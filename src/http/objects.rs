@@ -305,8 +305,42 @@ pub async fn get(
     .await
 }
 
-/// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (when given)
-/// and `Range`/`If-Range`/`If-None-Match` support.
+/// Types a browser only displays (images but SVG, audio, video, JSON) or only downloads
+/// (`application/octet-stream`). Anything else may be active content: HTML, SVG and XML run
+/// scripts, and other text types can be read as such.
+fn is_passive(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let (ty, sub) = essence.split_once('/').unwrap_or(("", ""));
+    match ty {
+        "image" => !sub.contains("svg") && !sub.contains("xml"),
+        "audio" | "video" => true,
+        "application" => sub == "json" || sub == "octet-stream",
+        _ => false,
+    }
+}
+
+/// Headers of everything Cairn serves from the store, whoever uploaded it: the browser takes
+/// the declared type at its word (`nosniff`), and active content runs in a sandbox with an
+/// opaque origin, never as Cairn's own origin (where the API and `/admin` live).
+fn content_safety(
+    res: axum::http::response::Builder,
+    content_type: &str,
+) -> axum::http::response::Builder {
+    let res = res.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if is_passive(content_type) {
+        res
+    } else {
+        res.header(header::CONTENT_SECURITY_POLICY, "sandbox")
+    }
+}
+
+/// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (when given),
+/// the content safety headers and `Range`/`If-Range`/`If-None-Match` support.
 pub async fn serve(
     store: &LocalStore,
     key: &ObjectKey,
@@ -317,7 +351,7 @@ pub async fn serve(
     let (mut file, meta) = store.read(key).await?.ok_or_else(ApiError::not_found)?;
 
     let etag = format!("\"{}\"", meta.sha256);
-    let mut res = Response::builder()
+    let mut res = content_safety(Response::builder(), &meta.content_type)
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, cache_control);
@@ -377,4 +411,41 @@ pub async fn serve(
 
 fn internal(e: axum::http::Error) -> ApiError {
     ApiError::internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_passive;
+
+    #[test]
+    fn only_display_only_types_are_passive() {
+        for t in [
+            "image/png",
+            "image/jpeg",
+            "IMAGE/WEBP",
+            "video/mp4",
+            "audio/ogg",
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/octet-stream",
+        ] {
+            assert!(is_passive(t), "{t}");
+        }
+        for t in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "application/xml",
+            "text/xml",
+            "text/plain",
+            "application/pdf",
+            "application/javascript",
+            "multipart/x-mixed-replace",
+            "",
+            "nonsense",
+        ] {
+            assert!(!is_passive(t), "{t}");
+        }
+    }
 }

@@ -276,8 +276,9 @@ async fn one_policy_signs_the_whole_run_manifest() {
     manifest(&app, &acme, "r2").await;
     assert_eq!(signer.signing_ops(), before);
 
-    // Items that share another run's objects (dedup) lie outside the run's prefix: one more
-    // policy covers all of them (the other run's prefix), and they still download.
+    // Items that share another run's objects (dedup) lie outside the run's prefix: each gets a
+    // URL for its exact object (a canned policy), never a wildcard over the other run's prefix,
+    // and they still download.
     let (_, shared) = &private[0];
     let res = app
         .create_artifact(
@@ -301,19 +302,37 @@ async fn one_policy_signs_the_whole_run_manifest() {
     let (_, own) = item(&app, &acme, "r3", "private", "own.png", 990).await;
     let before = signer.signing_ops();
     let items = manifest(&app, &acme, "r3").await;
-    assert_eq!(signer.signing_ops() - before, 2, "r3's policy and r1's");
-    let policy_of = |i: usize| {
-        let p = params(items[i]["url"].as_str().unwrap());
-        let doc: Value = serde_json::from_slice(&decode(&p["Policy"]).unwrap()).unwrap();
-        doc["Statement"][0]["Resource"].as_str().unwrap().to_owned()
-    };
-    let r1 = format!("{}/cdn/tenants/acme/dev/runs/r1/*", app.base);
-    assert_eq!(policy_of(0), r1);
-    assert_eq!(policy_of(1), r1);
     assert_eq!(
-        policy_of(2),
+        signer.signing_ops() - before,
+        3,
+        "r3's policy, and one exact URL per shared object"
+    );
+    for i in [0, 1] {
+        let url = items[i]["url"].as_str().unwrap();
+        let p = params(url);
+        assert!(
+            p.contains_key("Expires") && !p.contains_key("Policy"),
+            "a canned URL for the exact object: {url}"
+        );
+        assert!(url.starts_with(&format!("{}/cdn/tenants/acme/dev/runs/r1/", app.base)));
+    }
+    let p = params(items[2]["url"].as_str().unwrap());
+    let doc: Value = serde_json::from_slice(&decode(&p["Policy"]).unwrap()).unwrap();
+    assert_eq!(
+        doc["Statement"][0]["Resource"],
         format!("{}/cdn/tenants/acme/dev/runs/r3/*", app.base)
     );
+    // The signature of a shared item opens that object only, not r1's others.
+    let shared_url = items[0]["url"].as_str().unwrap();
+    let grant = shared_url.split_once('?').unwrap().1;
+    let other = private[2].0["url"]
+        .as_str()
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .0;
+    let res = get(&app, &format!("{other}?{grant}"), None).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     for (i, bytes) in [(0, shared), (1, shared2), (2, &own)] {
         let url = items[i]["url"].as_str().unwrap();
         let res = get(&app, url, None).await;

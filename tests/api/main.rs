@@ -16,6 +16,7 @@ mod bad_input;
 mod cdn_signed;
 mod cli;
 mod connections;
+mod content_safety;
 mod cors;
 mod dashboard;
 mod dedup;

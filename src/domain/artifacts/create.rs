@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::settle::{ev, record_created};
 use super::*;
-use crate::domain::{blobs, catalog_time};
+use crate::domain::{blobs, catalog_time, media};
 use crate::{
     http::metrics::record_outcome,
     metering::quota,
@@ -55,9 +55,14 @@ pub async fn create(
                     ),
                 ));
             }
-            if let Some(a) = dedup(app, scope, &req, &existing, *sha).await? {
-                record_outcome("artifact_create", "deduplicated");
-                return Ok((a, None));
+            // Known content serves only a kind it passes: bytes stored for a bundle or a raw
+            // asset become an "image" only if they begin as one. Otherwise they are uploaded,
+            // and checked, like any others.
+            if first_bytes_fit(app, &req.content_type, &existing).await? {
+                if let Some(a) = dedup(app, scope, &req, &existing, *sha).await? {
+                    record_outcome("artifact_create", "deduplicated");
+                    return Ok((a, None));
+                }
             }
         }
     }
@@ -118,6 +123,19 @@ pub async fn create(
     record_outcome("artifact_create", "ok");
     tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, kind = %req.kind, method = upload.method(), "artifact created");
     Ok((a, Some(upload)))
+}
+
+/// Whether the stored object's first bytes are what `ct` claims (always, for types without a
+/// signature to check).
+async fn first_bytes_fit(app: &App, ct: &ContentType, existing: &blob::Model) -> ApiResult<bool> {
+    if !media::has_signature(ct) {
+        return Ok(true);
+    }
+    let head = app
+        .store
+        .read_prefix(&catalog_key(&existing.key)?, media::SNIFF_LEN)
+        .await?;
+    Ok(head.is_some_and(|h| media::sniff(ct, &h)))
 }
 
 /// A new artifact on an already stored blob; `None` when the blob stopped being stored.

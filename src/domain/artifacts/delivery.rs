@@ -7,7 +7,7 @@ use entity::{artifact, blob};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::*;
-use crate::{cdn::PrefixGrant, domain::catalog_time};
+use crate::{cdn::PrefixGrant, domain::catalog_time, storage::content_disposition};
 
 fn filename_of(a: &artifact::Model) -> ApiResult<Filename> {
     Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))
@@ -108,8 +108,8 @@ pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
 
 /// The run's artifacts (not deleted) in creation order, each with its delivery URL. With
 /// CloudFront keys, one custom policy for the run's prefix is signed (only when the run has a
-/// private item to deliver) and reused for every private URL it covers; items that share
-/// another run's or a raw asset's object get one policy per such owner.
+/// private item there to deliver) and reused for every private URL it covers; an item that
+/// shares another run's or a raw asset's object gets a URL signed for that object alone.
 pub async fn manifest(
     app: &App,
     scope: &Scope,
@@ -148,37 +148,26 @@ pub async fn manifest(
         }
     }
     let now = catalog_time(Utc::now());
-    // One signed policy per owner prefix of the private objects to deliver: the run's own (the
-    // usual case: one signature for the whole manifest), plus one for each other run or raw
-    // asset whose object a deduplicated item shares.
-    let mut grants: HashMap<String, PrefixGrant> = HashMap::new();
-    if app.cdn.signer().is_some() {
-        let own = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
-        let mut prefixes: Vec<String> = Vec::new();
-        for a in items
-            .iter()
-            .filter(|a| deliverable(a) && visibility_of(a) == Visibility::Private)
-        {
-            let prefix = a
-                .blob_id
-                .and_then(|id| keys.get(&id))
-                .and_then(ObjectKey::owner_prefix);
-            if let Some(p) = prefix.filter(|p| !prefixes.contains(p)) {
-                prefixes.push(p);
-            }
-        }
-        // The run's own policy is signed first; the others follow in order of appearance.
-        prefixes.sort_by_key(|p| *p != own);
-        for p in prefixes {
-            let grant = app
-                .cdn
-                .sign_prefix(&p, now + ttl(app), now)
-                .map_err(crate::cdn::DeliveryError::from)?;
-            if let Some(g) = grant {
-                grants.insert(p, g);
-            }
-        }
-    }
+    // One signed policy for the run's own prefix, when the run has a private item there to
+    // deliver: one signature for the whole manifest. An item that shares another run's or a raw
+    // asset's object (dedup) lies outside it and gets a URL for that exact object only, never a
+    // wildcard over the other owner's prefix.
+    let own = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
+    let needs_grant = app.cdn.signer().is_some()
+        && items.iter().any(|a| {
+            deliverable(a)
+                && visibility_of(a) == Visibility::Private
+                && a.blob_id
+                    .and_then(|id| keys.get(&id))
+                    .is_some_and(|k| k.as_str().starts_with(&own))
+        });
+    let grant = if needs_grant {
+        app.cdn
+            .sign_prefix(&own, now + ttl(app), now)
+            .map_err(crate::cdn::DeliveryError::from)?
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(items.len());
     let (mut count, mut bytes) = (0, 0);
     for a in items {
@@ -189,10 +178,9 @@ pub async fn manifest(
                 .blob_id
                 .and_then(|id| keys.get(&id))
                 .ok_or_else(|| ApiError::internal("artifact without blob"))?;
-            let grant = key.owner_prefix().and_then(|p| grants.get(&p));
             count += 1;
             bytes += a.size_bytes;
-            Some(item_url(app, &a, key, grant, now).await?)
+            Some(item_url(app, &a, key, grant.as_ref(), now).await?)
         } else {
             None
         };
@@ -208,6 +196,26 @@ pub async fn manifest(
     )
     .await?;
     Ok(out)
+}
+
+/// Whether `disposition` is a download name Cairn gives the public object at `key`: that of the
+/// object's first item (the key's last segment), or of another live public artifact sharing it.
+pub async fn is_own_disposition(app: &App, key: &ObjectKey, disposition: &str) -> ApiResult<bool> {
+    let own = key.as_str().rsplit('/').next().unwrap_or_default();
+    if content_disposition(own) == disposition {
+        return Ok(true);
+    }
+    let names: Vec<String> = artifact::Entity::find()
+        .select_only()
+        .column(artifact::Column::Filename)
+        .inner_join(blob::Entity)
+        .filter(blob::Column::Key.eq(key.as_str()))
+        .filter(artifact::Column::Visibility.eq(blob::VISIBILITY_PUBLIC))
+        .filter(artifact::Column::Status.eq(artifact::STATUS_AVAILABLE))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    Ok(names.iter().any(|n| content_disposition(n) == disposition))
 }
 
 /// A signed grant for every private object of a run, for signed cookies.
