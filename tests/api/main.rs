@@ -24,6 +24,7 @@ mod isolation;
 mod lifecycle;
 mod lifecycle_replicas;
 mod metering;
+mod metering_input;
 mod multipart;
 mod objects;
 mod observability;
