@@ -2,7 +2,7 @@
 use std::{collections::BTreeMap, process::ExitCode};
 
 use cairn::{
-    auth::{mint, Claims, Role},
+    auth::{mint, Audience, Claims, Role},
     config::{Config, Settings},
     Application,
 };
@@ -288,7 +288,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 exp: now + args.ttl,
                 iat: Some(now),
                 iss: config.jwt.issuer.clone(),
-                aud: config.jwt.audience.clone(),
+                aud: config.jwt.audience.clone().map(Audience::One),
                 tenants: args.tenants.into_iter().collect::<BTreeMap<_, _>>(),
                 operator: args.operator,
             };
