@@ -30,3 +30,4 @@ mod objects;
 mod observability;
 mod raw_flow;
 mod store_faults;
+mod temp_files;
