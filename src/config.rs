@@ -124,8 +124,10 @@ pub struct Settings {
     #[arg(long, env = "CAIRN_METERING_CRON", default_value = DEFAULT_METERING_CRON)]
     pub metering_cron: Option<String>,
     /// Key prefix in the bucket where CloudFront writes its standard access logs (e.g.
-    /// `cdn-logs/`); the metering job adds their requests and bytes to each tenant's usage.
-    /// Unset: no CDN egress is metered.
+    /// `cdn-logs/`); the metering job adds their requests and bytes to each tenant's usage. Log
+    /// files are read only directly under it. Refused when it covers tenant data: the whole
+    /// bucket (`/`), `tenants/…`, `public/…` or a start of them (`t`, `pub`). Unset: no CDN
+    /// egress is metered.
     #[arg(long, env = "CAIRN_CDN_LOG_PREFIX")]
     pub cdn_log_prefix: Option<String>,
     /// Price of storage per GB-month, for cost estimates (any currency).
@@ -255,7 +257,7 @@ pub const DEFAULT_METERING_CRON: &str = "0 0 * * * *";
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeteringConfig {
     pub cron: String,
-    /// Normalised to end in `/`, or empty for the whole bucket; `None`: no log ingest.
+    /// Normalised to end in `/`; never empty and never covering tenant data. `None`: no ingest.
     pub cdn_log_prefix: Option<String>,
     pub prices: Prices,
 }
@@ -747,17 +749,7 @@ fn parse_metering(s: &Settings) -> Result<MeteringConfig, ConfigError> {
     };
     let cdn_log_prefix = match s.cdn_log_prefix.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(p) => {
-            let p = p.trim_start_matches('/');
-            if p.chars().any(|c| c.is_control() || c == '\\') || p.contains("//") {
-                return Err(invalid("CAIRN_CDN_LOG_PREFIX", "is not a key prefix"));
-            }
-            Some(if p.is_empty() || p.ends_with('/') {
-                p.to_owned()
-            } else {
-                format!("{p}/")
-            })
-        }
+        Some(p) => Some(parse_cdn_log_prefix(p)?),
     };
     let price = |var: &'static str, v: &Option<String>, default: f64| match v.as_deref() {
         None => Ok(default),
@@ -787,6 +779,41 @@ fn parse_metering(s: &Settings) -> Result<MeteringConfig, ConfigError> {
         cdn_log_prefix,
         prices,
     })
+}
+
+/// `CAIRN_CDN_LOG_PREFIX`: a key prefix, without a leading `/` and normalised to end in `/`. It
+/// may not cover tenant data ([`covers_tenant_data`]): whatever the metering job finds there is
+/// read as CloudFront's own word on who was served what.
+fn parse_cdn_log_prefix(v: &str) -> Result<String, ConfigError> {
+    const VAR: &str = "CAIRN_CDN_LOG_PREFIX";
+    let p = v.trim_start_matches('/');
+    if p.chars().any(|c| c.is_control() || c == '\\') || p.contains("//") {
+        return Err(invalid(VAR, "is not a key prefix"));
+    }
+    if covers_tenant_data(p) {
+        return Err(invalid(
+            VAR,
+            format!(
+                "`{v}` would read tenant data (`tenants/`, `public/` or the whole bucket) as CDN \
+                 logs: use a prefix of its own, like `cdn-logs/`"
+            ),
+        ));
+    }
+    Ok(if p.ends_with('/') {
+        p.to_owned()
+    } else {
+        format!("{p}/")
+    })
+}
+
+/// Whether a log prefix (in the object bucket, without its leading `/`) overlaps the keys
+/// tenants write: it is empty (the whole bucket), lies under `tenants/` or `public/`, or is
+/// itself the start of one of them (`t`, `pub`), which a listing would run into.
+fn covers_tenant_data(prefix: &str) -> bool {
+    const TENANT_DATA: [&str; 2] = ["tenants/", "public/"];
+    TENANT_DATA
+        .iter()
+        .any(|data| prefix.starts_with(data) || data.starts_with(prefix))
 }
 
 fn parse_cdn(s: &Settings) -> Result<CdnConfig, ConfigError> {
@@ -1229,6 +1256,90 @@ mod tests {
             }
         );
         assert_eq!(c.metrics_token.unwrap().expose(), "m".repeat(16));
+    }
+
+    #[test]
+    fn cdn_log_prefix_never_covers_tenant_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        let mut prefix = |v: &str| {
+            s.cdn_log_prefix = Some(v.into());
+            Config::from_settings(&s).map(|c| c.metering.cdn_log_prefix.unwrap())
+        };
+        for (v, want) in [
+            ("cdn-logs", "cdn-logs/"),
+            ("/cdn-logs/", "cdn-logs/"),
+            ("logs/cloudfront/", "logs/cloudfront/"),
+            // Beside tenant data, not over it.
+            ("tenantsx/", "tenantsx/"),
+            ("publicity", "publicity/"),
+            ("Tenants/", "Tenants/"),
+            ("x/tenants/", "x/tenants/"),
+        ] {
+            assert_eq!(prefix(v).unwrap(), want, "{v}");
+        }
+        for v in [
+            // The whole bucket.
+            "/",
+            "//",
+            " / ",
+            // Tenant data itself, or below it.
+            "tenants",
+            "tenants/",
+            "/tenants/",
+            "tenants/acme/",
+            "tenants/acme/prod/raw",
+            "public",
+            "public/",
+            "public/tenants/acme/",
+            // A start of it: a listing would run into tenant keys.
+            "t",
+            "ten",
+            "p",
+            "pub",
+            "/pub",
+        ] {
+            let err = prefix(v).unwrap_err().to_string();
+            assert!(
+                err.starts_with("CAIRN_CDN_LOG_PREFIX is invalid") && err.contains("tenant data"),
+                "{v:?}: {err}"
+            );
+        }
+        // Unset or blank: no log ingest, as before.
+        assert_eq!(prefix_unset(dir.path(), None), None);
+        assert_eq!(prefix_unset(dir.path(), Some("")), None);
+    }
+
+    fn prefix_unset(dir: &Path, v: Option<&str>) -> Option<String> {
+        let mut s = settings(dir);
+        s.cdn_log_prefix = v.map(str::to_owned);
+        Config::from_settings(&s).unwrap().metering.cdn_log_prefix
+    }
+
+    #[test]
+    fn only_tenant_data_is_covered() {
+        for p in [
+            "",
+            "t",
+            "tenants",
+            "tenants/",
+            "tenants/a",
+            "p",
+            "public/",
+            "public/x/",
+        ] {
+            assert!(covers_tenant_data(p), "{p}");
+        }
+        for p in [
+            "cdn-logs/",
+            "x",
+            "tenantsx/",
+            "publicx",
+            "a/tenants/",
+            "logs/public/",
+        ] {
+            assert!(!covers_tenant_data(p), "{p}");
+        }
     }
 
     #[test]

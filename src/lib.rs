@@ -127,6 +127,28 @@ fn metering_of(
     }
 }
 
+/// How long a temp file of the local store must have gone unmodified before a server starting up
+/// removes it as abandoned. An upload still streaming writes to its file at least every 256 KiB
+/// (the store's write buffer), which the default minimum pace (`CAIRN_BODY_MIN_RATE`, 1 KiB/s)
+/// brings within about four minutes; a slower one is cut off with 408 anyway.
+pub const ABANDONED_TEMP_FILE_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Removes the temp files uploads killed with a previous process left in the local store. Only
+/// the server does, at start-up: CLI commands open the store while a server may be running.
+async fn remove_abandoned_temp_files(local: &LocalStore) {
+    match local.remove_stale_temp_files(ABANDONED_TEMP_FILE_AGE).await {
+        Ok((0, _)) => {}
+        Ok((files, size_bytes)) => tracing::info!(
+            files,
+            size_bytes,
+            "removed temp files of uploads interrupted by an earlier stop"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for abandoned temp files; the sweep reports them")
+        }
+    }
+}
+
 /// A built server: catalog migrated, listener bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -176,6 +198,7 @@ impl Application {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
                 let local = Arc::new(open_local(root, &public_url, signing_key)?);
+                remove_abandoned_temp_files(&local).await;
                 (local.clone(), Some(local))
             }
             (StorageConfig::S3(_), None) => anyhow::bail!("the S3 store was not connected"),

@@ -2,7 +2,7 @@
 use std::{collections::BTreeMap, process::ExitCode};
 
 use cairn::{
-    auth::{mint, Claims, Role},
+    auth::{mint, Audience, Claims, Role},
     config::{Config, Settings},
     Application,
 };
@@ -74,9 +74,9 @@ struct UsageArgs {
 enum LifecycleCommand {
     /// Run one sweep now, as the schedule does: abandoned uploads become `failed`, expired and
     /// out-of-retention items `deleted`, deleted items past the grace period are purged and their
-    /// objects removed once nothing references them; orphan objects are reported. Prints a
-    /// summary table (`--json`: the run record). Exits 1 if the sweep failed, 2 if another
-    /// sweep holds the lease.
+    /// objects removed once nothing references them; orphan objects (and the local store's
+    /// temp files of interrupted uploads) are reported. Prints a summary table (`--json`: the
+    /// run record). Exits 1 if the sweep failed, 2 if another sweep holds the lease.
     Run(LifecycleRunArgs),
 }
 
@@ -85,7 +85,8 @@ struct LifecycleRunArgs {
     /// Report what a real run would do; change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Remove orphan objects (no blob row names them) instead of only reporting them.
+    /// Remove orphan objects (no blob row names them) and orphan temp files instead of only
+    /// reporting them.
     #[arg(long)]
     fix_orphans: bool,
     /// Print the run record as JSON instead of the table.
@@ -288,7 +289,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 exp: now + args.ttl,
                 iat: Some(now),
                 iss: config.jwt.issuer.clone(),
-                aud: config.jwt.audience.clone(),
+                aud: config.jwt.audience.clone().map(Audience::One),
                 tenants: args.tenants.into_iter().collect::<BTreeMap<_, _>>(),
                 operator: args.operator,
             };

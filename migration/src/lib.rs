@@ -7,6 +7,7 @@ mod m20261123_000003_artifact;
 mod m20261124_000004_cdn_invalidation;
 mod m20261125_000005_lifecycle;
 mod m20261126_000006_metering;
+mod m20261201_000007_cdn_log_file_error;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_cdn_invalidation::Migration),
             Box::new(m20261125_000005_lifecycle::Migration),
             Box::new(m20261126_000006_metering::Migration),
+            Box::new(m20261201_000007_cdn_log_file_error::Migration),
         ]
     }
 }

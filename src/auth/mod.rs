@@ -4,4 +4,4 @@ mod scope;
 mod token;
 
 pub use scope::{Operator, Scope};
-pub use token::{mint, Claims, Role, TokenError, Verifier};
+pub use token::{mint, Audience, Claims, Role, TokenError, Verifier};

@@ -1,5 +1,7 @@
 //! JWT verification with one pinned algorithm (HS256, RS256 or ES256, chosen by the configured key,
-//! never by the token), and minting for `cairn token`.
+//! never by the token), and minting for `cairn token`. `exp` and `sub` are required; `nbf`, when
+//! present, is checked (30 s of leeway, as `exp`); `aud` may be one string or an array (RFC 7519
+//! §4.1.3), and with `CAIRN_JWT_AUDIENCE` it is required and must name it.
 use std::collections::BTreeMap;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -47,11 +49,29 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
     #[serde(default)]
     pub tenants: BTreeMap<String, Role>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub operator: bool,
+}
+
+/// A token's `aud`: one audience or several, as RFC 7519 allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether the token is meant for `audience`.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(a) => a == audience,
+            Audience::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +107,8 @@ impl Verifier {
         let mut validation = Validation::new(alg);
         validation.algorithms = vec![alg];
         validation.leeway = 30;
+        // A token not valid yet is refused like an expired one (only when it has an `nbf`).
+        validation.validate_nbf = true;
         // A configured issuer or audience must also be present, not merely right when present.
         let mut required = vec!["exp", "sub"];
         required.extend(cfg.issuer.as_ref().map(|_| "iss"));
@@ -170,9 +192,66 @@ mod tests {
         let mut cl = claims(chrono::Utc::now().timestamp() + 60);
         assert!(v.verify(&mint(&c, &cl).unwrap()).is_err());
         cl.iss = Some("idp".into());
-        cl.aud = Some("cairn".into());
+        cl.aud = Some(Audience::One("cairn".into()));
         assert!(v.verify(&mint(&c, &cl).unwrap()).is_ok());
-        cl.aud = Some("other".into());
+        cl.aud = Some(Audience::One("other".into()));
         assert!(v.verify(&mint(&c, &cl).unwrap()).is_err());
+    }
+
+    /// Signs any JSON claims with the test secret.
+    fn sign(claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret("s".repeat(32).as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let v = Verifier::new(&cfg()).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let token = |nbf: serde_json::Value| {
+            sign(&serde_json::json!({"sub": "alice", "exp": now + 3600, "nbf": nbf}))
+        };
+        assert!(v.verify(&token((now - 60).into())).is_ok());
+        assert!(v.verify(&token(now.into())).is_ok());
+        // Within the leeway for clock skew, as `exp`.
+        assert!(v.verify(&token((now + 20).into())).is_ok());
+        assert!(v.verify(&token((now + 120).into())).is_err());
+        assert!(v.verify(&token((now + 365 * 86400).into())).is_err());
+        assert!(v.verify(&token("tomorrow".into())).is_err());
+    }
+
+    #[test]
+    fn the_audience_may_be_an_array() {
+        let mut c = cfg();
+        c.audience = Some("cairn".into());
+        let v = Verifier::new(&c).unwrap();
+        let exp = chrono::Utc::now().timestamp() + 60;
+        let token = |aud: serde_json::Value| {
+            sign(&serde_json::json!({"sub": "alice", "exp": exp, "aud": aud}))
+        };
+        let claims = v
+            .verify(&token(serde_json::json!(["other", "cairn"])))
+            .unwrap();
+        let aud = claims.aud.unwrap();
+        assert_eq!(aud, Audience::Many(vec!["other".into(), "cairn".into()]));
+        assert!(aud.contains("cairn") && !aud.contains("cair"));
+        assert!(v.verify(&token(serde_json::json!(["cairn"]))).is_ok());
+        assert!(v.verify(&token(serde_json::json!("cairn"))).is_ok());
+        for refused in [
+            serde_json::json!(["other"]),
+            serde_json::json!([]),
+            serde_json::json!("other"),
+            serde_json::json!(["cairn-staging"]),
+            serde_json::json!(42),
+        ] {
+            assert!(v.verify(&token(refused.clone())).is_err(), "{refused}");
+        }
+        // Required once configured.
+        let no_aud = sign(&serde_json::json!({"sub": "alice", "exp": exp}));
+        assert!(v.verify(&no_aud).is_err());
     }
 }

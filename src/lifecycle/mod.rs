@@ -214,6 +214,7 @@ pub async fn run(
         objects_removed = report.objects_deleted.count,
         bytes_reclaimed = report.bytes_reclaimed(),
         orphans = report.orphans.found.count,
+        orphan_temp_files = report.orphan_temp_files.found.count,
         errors = report.errors.len(),
         "lifecycle sweep finished"
     );
@@ -230,8 +231,13 @@ fn record_metrics(report: &Report, status: &'static str) {
     ] {
         metrics::counter!("cairn_lifecycle_items_total", "step" => step).increment(tally.count);
     }
-    metrics::counter!("cairn_lifecycle_items_reclaimed_total")
-        .increment(report.objects_deleted.count + report.orphans.removed.count);
+    metrics::counter!("cairn_lifecycle_items_reclaimed_total").increment(
+        report.objects_deleted.count
+            + report.orphans.removed.count
+            + report.orphan_temp_files.removed.count,
+    );
     metrics::counter!("cairn_lifecycle_bytes_reclaimed_total").increment(report.bytes_reclaimed());
     metrics::counter!("cairn_lifecycle_orphans_found_total").increment(report.orphans.found.count);
+    metrics::counter!("cairn_lifecycle_orphan_temp_files_found_total")
+        .increment(report.orphan_temp_files.found.count);
 }

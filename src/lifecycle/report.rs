@@ -17,13 +17,14 @@ impl Tally {
     }
 }
 
-/// Objects under `tenants/` or `public/` that no blob row names.
+/// Leftovers nothing in the catalog names, older than the pending TTL: objects under `tenants/`
+/// or `public/` that no blob row names, or temp files of uploads a killed process interrupted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orphans {
     pub found: Tally,
     /// Removed (`--fix-orphans`).
     pub removed: Tally,
-    /// The first keys found, for the operator to look at.
+    /// The first keys (or temp file names) found, for the operator to look at.
     pub sample: Vec<String>,
 }
 
@@ -49,6 +50,9 @@ pub struct Report {
     /// CDN paths queued for invalidation (public objects removed).
     pub invalidations_queued: u64,
     pub orphans: Orphans,
+    /// Temp files of interrupted uploads (the local store's `tmp/`).
+    #[serde(default)]
+    pub orphan_temp_files: Orphans,
     pub errors: Vec<String>,
     /// Errors beyond the ones listed.
     pub errors_omitted: u64,
@@ -65,7 +69,9 @@ impl Report {
 
     /// Bytes the store no longer holds after this run.
     pub fn bytes_reclaimed(&self) -> u64 {
-        self.objects_deleted.bytes + self.orphans.removed.bytes
+        self.objects_deleted.bytes
+            + self.orphans.removed.bytes
+            + self.orphan_temp_files.removed.bytes
     }
 
     pub fn has_errors(&self) -> bool {
@@ -75,7 +81,7 @@ impl Report {
     /// A plain-text table for terminals.
     pub fn table(&self, dry_run: bool) -> String {
         let verb = if dry_run { "would" } else { "did" };
-        let rows: [(&str, String, Option<u64>); 9] = [
+        let rows: [(&str, String, Option<u64>); 11] = [
             (
                 "abandoned uploads → failed",
                 self.abandoned.count.to_string(),
@@ -121,6 +127,16 @@ impl Report {
                 self.orphans.removed.count.to_string(),
                 Some(self.orphans.removed.bytes),
             ),
+            (
+                "orphan temp files found",
+                self.orphan_temp_files.found.count.to_string(),
+                Some(self.orphan_temp_files.found.bytes),
+            ),
+            (
+                "orphan temp files removed",
+                self.orphan_temp_files.removed.count.to_string(),
+                Some(self.orphan_temp_files.removed.bytes),
+            ),
         ];
         let mut out = String::new();
         let _ = writeln!(
@@ -152,6 +168,9 @@ impl Report {
         }
         for key in &self.orphans.sample {
             let _ = writeln!(out, "orphan: {key}");
+        }
+        for name in &self.orphan_temp_files.sample {
+            let _ = writeln!(out, "orphan temp file: {name}");
         }
         for e in &self.errors {
             let _ = writeln!(out, "error: {e}");

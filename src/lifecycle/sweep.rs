@@ -16,7 +16,8 @@
 //! 5. **stray multipart uploads** the store lists but no blob records, older than the TTL, are
 //!    aborted;
 //! 6. **orphans**: objects under `tenants/` or `public/` that no blob row names and older than the
-//!    TTL are reported (and removed with `fix_orphans`).
+//!    TTL are reported (and removed with `fix_orphans`); so are the store's temp files older than
+//!    the TTL (the local store's `tmp/`: uploads a killed process interrupted).
 //!
 //! A dry run executes the same code inside one catalog transaction that is rolled back, with the
 //! store's deletes and aborts only recorded: it reports exactly what a real run would do.
@@ -104,6 +105,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
         self.remove_objects().await?;
         self.abort_stray_uploads().await?;
         self.find_orphans().await?;
+        self.find_orphan_temp_files().await?;
         Ok(())
     }
 
@@ -750,6 +752,43 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             }
         }
         Ok(())
+    }
+}
+
+impl<C: ConnectionTrait + TransactionTrait> Sweep<'_, C> {
+    /// Temp files not modified within the TTL: no upload still writes to them (the same rule as
+    /// orphan objects). Removed with `fix_orphans` (only recorded in a dry run).
+    async fn find_orphan_temp_files(&mut self) -> Result<(), SweepError> {
+        let cutoff = self.now - self.lc.config.pending_ttl;
+        let stale = self.store().list_temp_files(cutoff).await?;
+        for f in &stale {
+            let found = &mut self.report.orphan_temp_files;
+            found.found.add(f.size);
+            if found.sample.len() < MAX_LISTED {
+                found.sample.push(f.name.clone());
+            }
+            tracing::warn!(temp_file = %f.name, size = f.size, "orphan temp file: an interrupted upload left it");
+        }
+        if self.opts.fix_orphans {
+            for f in &stale {
+                let removed = if self.opts.dry_run {
+                    Ok(())
+                } else {
+                    self.store().remove_temp_file(&f.name).await
+                };
+                match removed {
+                    Ok(()) => self.report.orphan_temp_files.removed.add(f.size),
+                    Err(e) => self
+                        .report
+                        .error(format!("remove temp file {}: {e}", f.name)),
+                }
+            }
+        }
+        self.checkpoint(
+            "orphan temp files",
+            self.report.orphan_temp_files.found.count,
+        )
+        .await
     }
 }
 

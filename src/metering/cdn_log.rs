@@ -13,19 +13,30 @@
 //!   and `é` as `%25C3%25A9`: [`attribute`] decodes `cs-uri-stem` twice to get the object key.
 //!
 //! Columns are found by their names in `#Fields:` (a later `#Fields:` line replaces them), so
-//! added or reordered fields do not break the parser. Log files are named
-//! `<prefix><distribution ID>.YYYY-MM-DD-HH.<unique ID>.gz` (UTC hour of the requests; see
-//! [`is_log_file`]). CloudFront may deliver entries up to 24 hours late, into the file of the
-//! hour they occurred, so a day's totals settle a day later; logs are best effort, not billing.
+//! added or reordered fields do not break the parser. Log files are recognised by where they are,
+//! `<prefix><distribution ID>.YYYY-MM-DD-HH.<unique ID>.gz` directly under the configured prefix
+//! (UTC hour of the requests; see [`is_log_file`]), never by their name alone: a tenant's upload
+//! can have any name, but it lives under `tenants/`, which the prefix never covers. CloudFront may
+//! deliver entries up to 24 hours late, into the file of the hour they occurred, so a day's
+//! totals settle a day later; logs are best effort, not billing.
 //!
 //! What counts: every data line is one request, whatever its status (errors, `304`, aborted
 //! `000` too), with its `sc-bytes`, on its `date`. A line is attributed when `cs-uri-stem` is
 //! `/` + a Cairn object key (DESIGN §3) with a valid tenant and one of the configured envs;
 //! anything else is skipped and counted: other paths, a bad tenant, an unknown env, a `#` line
 //! other than `#Version`/`#Fields`, a line with fewer fields than `#Fields` names, or an
-//! unparsable `date` or `sc-bytes`. Blank lines are ignored. Only a file that cannot be read
-//! as a whole is an error ([`LogError`]).
-use std::{borrow::Cow, collections::BTreeMap, io::Read};
+//! unparsable `date` or `sc-bytes`. Blank lines are ignored. A line whose `sc-bytes` is a number
+//! no response can be ([`MAX_SC_BYTES`]), or would take the file's totals past what a catalog
+//! counter holds (`i64::MAX`), is *rejected*: counted apart from the skipped ones and never added.
+//!
+//! The text is read as a stream, line by line: memory stays at one line ([`MAX_LINE_BYTES`]) plus
+//! the decoder's buffers, whatever the file decompresses to. A file that cannot be read as a
+//! whole is an error ([`LogError`]): not gzip, not UTF-8, larger than the caller's bound once
+//! decompressed, a line longer than [`MAX_LINE_BYTES`], or data before any `#Fields` line.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+};
 
 use chrono::NaiveDate;
 use flate2::read::MultiGzDecoder;
@@ -43,10 +54,16 @@ pub struct Served {
 pub struct Parsed {
     /// Per (day, tenant, env).
     pub served: BTreeMap<(NaiveDate, String, String), Served>,
-    /// Data lines read (attributed + skipped).
+    /// Data lines read (attributed + skipped + rejected).
     pub lines: u64,
     /// Lines not attributed to a tenant and env.
     pub skipped: u64,
+    /// Lines refused for an absurd `sc-bytes`, or for totals past `i64::MAX`: never added.
+    pub rejected: u64,
+    /// Requests attributed, over every entry of `served` (at most `i64::MAX`).
+    pub requests: u64,
+    /// Their bytes (at most `i64::MAX`, so every entry and every sum of them fits a counter).
+    pub bytes: u64,
 }
 
 /// A log file that cannot be read at all.
@@ -56,6 +73,8 @@ pub enum LogError {
     Gzip(#[source] std::io::Error),
     #[error("CloudFront log is larger than {max_bytes} bytes uncompressed")]
     TooLarge { max_bytes: u64 },
+    #[error("CloudFront log line {line} is longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong { line: usize },
     #[error("CloudFront log is not UTF-8 text: {0}")]
     NotUtf8(#[from] std::str::Utf8Error),
     #[error("CloudFront log has a data line (line {line}) before any #Fields line")]
@@ -64,18 +83,44 @@ pub enum LogError {
     MissingField(&'static str),
 }
 
+/// The longest line read, without its line end. CloudFront's records are a few hundred bytes to
+/// a few KiB (its URL, query, user agent and cookie fields are bounded); a longer line is not a
+/// CloudFront record, and the file fails as a whole.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// The largest `sc-bytes` a record can carry: the largest S3 object (5 TiB) plus 1 MiB for the
+/// response headers, far more than any header block CloudFront sends. A larger value is no
+/// response CloudFront served: its line is rejected.
+pub const MAX_SC_BYTES: u64 = (5 << 40) + (1 << 20);
+
+/// The largest total a file may add to a counter: what a catalog counter (`BIGINT`) holds.
+const COUNTER_MAX: u64 = i64::MAX.unsigned_abs();
+
 /// The first two bytes of every gzip member.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Reads one log file (gzipped or plain) and totals its requests per (day, tenant, env).
-/// `envs` are the configured envs; `max_bytes` bounds the uncompressed size.
+/// Decompressed bytes buffered at a time.
+const READ_BUFFER: usize = 64 << 10;
+
+/// Reads one log file (gzipped, every member, or plain) and totals its requests per (day, tenant,
+/// env). `envs` are the configured envs; `max_bytes` bounds the text once decompressed: past it
+/// the file is refused without decompressing further, so a gzip bomb costs at most `max_bytes`
+/// of decompression and one line of memory.
 pub fn parse(raw: &[u8], envs: &[String], max_bytes: u64) -> Result<Parsed, LogError> {
-    let bytes = decompress(raw, max_bytes)?;
-    let text = std::str::from_utf8(&bytes)?;
+    if raw.starts_with(&GZIP_MAGIC) {
+        let text = BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(raw));
+        parse_text(text, envs, max_bytes)
+    } else {
+        parse_text(raw, envs, max_bytes)
+    }
+}
+
+/// [`parse`] of a text already decompressed, read line by line.
+fn parse_text(text: impl BufRead, envs: &[String], max_bytes: u64) -> Result<Parsed, LogError> {
+    let mut lines = Lines::new(text, max_bytes);
     let mut parsed = Parsed::default();
     let mut columns = None;
-    let mut fields = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+    while let Some((number, line)) = lines.next_line()? {
         if line.is_empty() {
             continue;
         }
@@ -83,18 +128,89 @@ pub fn parse(raw: &[u8], envs: &[String], max_bytes: u64) -> Result<Parsed, LogE
             if let Some(names) = line.strip_prefix("#Fields:") {
                 columns = Some(Columns::from_names(names)?);
             } else if !line.starts_with("#Version:") {
-                parsed.count(None);
+                parsed.count(Line::Skipped);
             }
             continue;
         }
         let columns = columns
             .as_ref()
-            .ok_or(LogError::NoFields { line: index + 1 })?;
-        fields.clear();
-        fields.extend(line.split('\t'));
+            .ok_or(LogError::NoFields { line: number })?;
+        let fields: Vec<&str> = line.split('\t').collect();
         parsed.count(columns.request(&fields, envs));
     }
     Ok(parsed)
+}
+
+/// A text read one line at a time: each line at most [`MAX_LINE_BYTES`], `max_bytes` in all.
+struct Lines<R> {
+    text: R,
+    line: Vec<u8>,
+    /// Lines read so far.
+    number: usize,
+    /// Bytes read so far, line ends included.
+    read: u64,
+    max_bytes: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    fn new(text: R, max_bytes: u64) -> Self {
+        Self {
+            text,
+            line: Vec::new(),
+            number: 0,
+            read: 0,
+            max_bytes,
+        }
+    }
+
+    /// The next line without its `\n` or `\r\n`, and its number (from 1); `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(usize, &str)>, LogError> {
+        self.line.clear();
+        let mut ended = false;
+        while !ended {
+            let chunk = match self.text.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LogError::Gzip(e)),
+            };
+            if chunk.is_empty() {
+                if self.line.is_empty() {
+                    return Ok(None);
+                }
+                break;
+            }
+            let newline = chunk.iter().position(|c| *c == b'\n');
+            let content = &chunk[..newline.unwrap_or(chunk.len())];
+            let used = newline.map_or(chunk.len(), |i| i + 1);
+            self.read = self.read.saturating_add(used as u64);
+            if self.read > self.max_bytes {
+                return Err(LogError::TooLarge {
+                    max_bytes: self.max_bytes,
+                });
+            }
+            // One byte over the bound may be the `\r` of a `\r\n`.
+            if self.line.len() + content.len() > MAX_LINE_BYTES + 1 {
+                return Err(self.too_long());
+            }
+            self.line.extend_from_slice(content);
+            self.text.consume(used);
+            ended = newline.is_some();
+        }
+        if ended && self.line.last() == Some(&b'\r') {
+            self.line.pop();
+        }
+        if self.line.len() > MAX_LINE_BYTES {
+            return Err(self.too_long());
+        }
+        self.number += 1;
+        Ok(Some((self.number, std::str::from_utf8(&self.line)?)))
+    }
+
+    fn too_long(&self) -> LogError {
+        LogError::LineTooLong {
+            line: self.number + 1,
+        }
+    }
 }
 
 /// (tenant, env) of a request path (URL-encoded as in cs-uri-stem), or None.
@@ -115,14 +231,22 @@ pub fn attribute(uri_stem: &str, envs: &[String]) -> Option<(String, String)> {
     valid.then(|| (tenant.to_owned(), env.to_owned()))
 }
 
-/// True when an object key under the log prefix looks like a CloudFront log file (`.gz`, name with a date-hour part).
-pub fn is_log_file(key: &str) -> bool {
-    // `<prefix><distribution ID>.YYYY-MM-DD-HH.<unique ID>.gz`; a prefix without a trailing `/`
-    // runs into the distribution id, so only the last three dot-separated parts are checked.
-    let name = key.rsplit('/').next().unwrap_or(key);
+/// True when `key` is a CloudFront log file under `prefix` (normalised, ending in `/`): directly
+/// under it, `<prefix><distribution ID>.YYYY-MM-DD-HH.<unique ID>.gz`. Where a file is decides,
+/// not its name: a key anywhere else (under `tenants/`, in a "folder" below the prefix) is not
+/// one, however it is named.
+pub fn is_log_file(prefix: &str, key: &str) -> bool {
+    let Some(name) = key.strip_prefix(prefix) else {
+        return false;
+    };
+    if name.contains('/') {
+        return false;
+    }
     let Some(name) = name.strip_suffix(".gz") else {
         return false;
     };
+    // A CloudFront-side prefix without a trailing `/` runs into the distribution id (`prod-E2…`),
+    // so only the last three dot-separated parts are checked.
     let mut parts = name.rsplitn(3, '.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(unique), Some(hour), Some(distribution)) => {
@@ -139,6 +263,15 @@ struct Columns {
     sc_bytes: usize,
     /// How many fields a record has.
     count: usize,
+}
+
+/// What one data line is.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A request of a tenant+env: (day, tenant, env, bytes).
+    Attributed(NaiveDate, String, String, u64),
+    Skipped,
+    Rejected,
 }
 
 impl Columns {
@@ -158,55 +291,60 @@ impl Columns {
         })
     }
 
-    /// (day, tenant, env, bytes) of one record, or None when it is skipped.
-    fn request(
-        &self,
-        fields: &[&str],
-        envs: &[String],
-    ) -> Option<(NaiveDate, String, String, u64)> {
+    /// What one record is. An `sc-bytes` that is not a number is skipped, as any unparsable
+    /// field; a number past [`MAX_SC_BYTES`] (or past `u64`) is rejected.
+    fn request(&self, fields: &[&str], envs: &[String]) -> Line {
         if fields.len() < self.count {
-            return None;
+            return Line::Skipped;
         }
-        let day = NaiveDate::parse_from_str(fields[self.date], "%Y-%m-%d").ok()?;
-        let bytes = fields[self.sc_bytes].parse().ok()?;
-        let (tenant, env) = attribute(fields[self.uri_stem], envs)?;
-        Some((day, tenant, env, bytes))
+        let Ok(day) = NaiveDate::parse_from_str(fields[self.date], "%Y-%m-%d") else {
+            return Line::Skipped;
+        };
+        let sc_bytes = fields[self.sc_bytes];
+        let bytes = match sc_bytes.parse::<u64>() {
+            Ok(b) if b <= MAX_SC_BYTES => b,
+            Ok(_) => return Line::Rejected,
+            Err(_) if !sc_bytes.is_empty() && sc_bytes.bytes().all(|c| c.is_ascii_digit()) => {
+                return Line::Rejected
+            }
+            Err(_) => return Line::Skipped,
+        };
+        match attribute(fields[self.uri_stem], envs) {
+            Some((tenant, env)) => Line::Attributed(day, tenant, env, bytes),
+            None => Line::Skipped,
+        }
     }
 }
 
 impl Parsed {
-    /// Counts one data line, attributed or (None) skipped.
-    fn count(&mut self, request: Option<(NaiveDate, String, String, u64)>) {
+    /// Counts one data line. An attributed line whose request or bytes would take the file's
+    /// totals past [`COUNTER_MAX`] is rejected instead: nothing wraps, nothing saturates.
+    fn count(&mut self, line: Line) {
         self.lines += 1;
-        let Some((day, tenant, env, bytes)) = request else {
-            self.skipped += 1;
+        let (day, tenant, env, bytes) = match line {
+            Line::Skipped => {
+                self.skipped += 1;
+                return;
+            }
+            Line::Rejected => {
+                self.rejected += 1;
+                return;
+            }
+            Line::Attributed(day, tenant, env, bytes) => (day, tenant, env, bytes),
+        };
+        let within = |total: u64, more: u64| total.checked_add(more).filter(|t| *t <= COUNTER_MAX);
+        let (Some(requests), Some(total)) = (within(self.requests, 1), within(self.bytes, bytes))
+        else {
+            self.rejected += 1;
             return;
         };
+        self.requests = requests;
+        self.bytes = total;
+        // An entry's sums are at most the file's, which were just checked.
         let served = self.served.entry((day, tenant, env)).or_default();
         served.requests += 1;
-        served.bytes = served.bytes.saturating_add(bytes);
+        served.bytes += bytes;
     }
-}
-
-/// The file's text bytes: gunzipped (every member) when it starts with the gzip magic, refused
-/// past `max_bytes` without reading further, so a gzip bomb costs at most that much memory.
-fn decompress(raw: &[u8], max_bytes: u64) -> Result<Cow<'_, [u8]>, LogError> {
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return if raw.len() as u64 > max_bytes {
-            Err(LogError::TooLarge { max_bytes })
-        } else {
-            Ok(Cow::Borrowed(raw))
-        };
-    }
-    let mut out = Vec::new();
-    MultiGzDecoder::new(raw)
-        .take(max_bytes.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(LogError::Gzip)?;
-    if out.len() as u64 > max_bytes {
-        return Err(LogError::TooLarge { max_bytes });
-    }
-    Ok(Cow::Owned(out))
 }
 
 /// The object key path a cs-uri-stem names. The first decoding undoes CloudFront's log escaping,
@@ -372,6 +510,9 @@ mod tests {
             ]),
             lines: 5,
             skipped: 1,
+            rejected: 0,
+            requests: 4,
+            bytes: 1549,
         }
     }
 
@@ -585,8 +726,9 @@ mod tests {
             parse(&gz, &envs(), size - 1),
             Err(LogError::TooLarge { .. })
         ));
-        // A gzip bomb: 16 MiB of zeros in about 16 KiB, refused after 1 MiB.
-        let bomb = gzip(&vec![0; 16 << 20]);
+        // A gzip bomb: 16 MiB (of blank lines) in about 16 KiB, refused after 1 MiB. (Zeros
+        // make one over-long line, refused sooner: see `a_gzip_bomb_is_refused_after_a_small_bound`.)
+        let bomb = gzip(&vec![b'\n'; 16 << 20]);
         assert!(bomb.len() < 1 << 15);
         assert!(matches!(
             parse(&bomb, &envs(), 1 << 20),
@@ -595,19 +737,29 @@ mod tests {
     }
 
     #[test]
-    fn recognises_log_file_names() {
-        for key in [
-            "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz",
-            "cdn-logs/EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz",
-            "a/b/c/E2EXAMPLE123.2026-02-28-23.x.gz",
-            "cdn-logs/prod-E2EXAMPLE123.2026-11-20-00.a1b2c3d4.gz",
-            "my.logs/E2EXAMPLE123.2024-02-29-00.a1b2c3d4.gz",
+    fn recognises_log_files_by_name_and_location() {
+        for (prefix, key) in [
+            (
+                "cdn-logs/",
+                "cdn-logs/EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz",
+            ),
+            (
+                "cdn-logs/",
+                "cdn-logs/E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz",
+            ),
+            ("a/b/c/", "a/b/c/E2EXAMPLE123.2026-02-28-23.x.gz"),
+            // A CloudFront-side prefix without a trailing `/` runs into the distribution id.
+            (
+                "cdn-logs/",
+                "cdn-logs/prod-E2EXAMPLE123.2026-11-20-00.a1b2c3d4.gz",
+            ),
+            ("my.logs/", "my.logs/E2EXAMPLE123.2024-02-29-00.a1b2c3d4.gz"),
         ] {
-            assert!(is_log_file(key), "{key}");
+            assert!(is_log_file(prefix, key), "{key}");
         }
-        for key in [
+        let name_only = [
             "",
-            "cdn-logs/",
+            "/",
             "E2EXAMPLE123.2026-11-20-10.a1b2c3d4",
             "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz.tmp",
             "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.txt",
@@ -619,18 +771,191 @@ mod tests {
             "E2EXAMPLE123.2026-11-20-10..gz",
             ".2026-11-20-10.a1b2c3d4.gz",
             "2026-11-20-10.a1b2c3d4.gz",
-            "cdn-logs/E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz/",
-            "tenants/acme/prod/raw/a/report.gz",
-        ] {
-            assert!(!is_log_file(key), "{key}");
+            "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz/",
+            "report.gz",
+        ];
+        for name in name_only {
+            let key = format!("cdn-logs/{name}");
+            assert!(!is_log_file("cdn-logs/", &key), "{key}");
         }
+        // A perfect name anywhere but directly under the prefix is not a log file.
+        let name = "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz";
+        for key in [
+            format!("tenants/acme/prod/raw/0190f000-0000-7000-8000-000000000001/{name}"),
+            format!("public/tenants/acme/prod/runs/r1/report/x1/{name}"),
+            format!("cdn-logs/sub/{name}"),
+            format!("cdn-logs//{name}"),
+            format!("other/{name}"),
+            format!("xcdn-logs/{name}"),
+            format!("cdn-logs{name}"),
+            name.to_owned(),
+        ] {
+            assert!(!is_log_file("cdn-logs/", &key), "{key}");
+        }
+    }
+
+    #[test]
+    fn absurd_sc_bytes_are_rejected_not_added() {
+        let good = "/tenants/acme/prod/raw/a/f";
+        let other = "/tenants/globex/dev/raw/a/f";
+        let max = MAX_SC_BYTES.to_string();
+        let past = (MAX_SC_BYTES + 1).to_string();
+        let text = log(&[
+            // A terabyte download and the largest possible response are plausible.
+            record("2026-11-20", "1000000000000", good),
+            record("2026-11-20", &max, good),
+            // Past the largest S3 object plus headers, past i64, u64::MAX, past u64.
+            record("2026-11-20", &past, other),
+            record("2026-11-20", "10000000000000000000", other),
+            record("2026-11-20", &u64::MAX.to_string(), other),
+            record("2026-11-20", "99999999999999999999999999", other),
+            // Absurd on a path no tenant owns: rejected too, never attributed.
+            record("2026-11-20", &u64::MAX.to_string(), "/favicon.ico"),
+            // Not a number at all: skipped, as before.
+            record("2026-11-20", "-", good),
+            record("2026-11-20", "7", other),
+        ]);
+        let parsed = parse(&gzip(text.as_bytes()), &envs(), 1 << 20).unwrap();
+        let want = served(&[
+            (
+                "2026-11-20",
+                "acme",
+                "prod",
+                2,
+                1_000_000_000_000 + MAX_SC_BYTES,
+            ),
+            ("2026-11-20", "globex", "dev", 1, 7),
+        ]);
+        assert_eq!(parsed.served, want);
+        assert_eq!(
+            (parsed.lines, parsed.skipped, parsed.rejected),
+            (9, 1, 5),
+            "{parsed:?}"
+        );
+        assert_eq!(
+            (parsed.requests, parsed.bytes),
+            (3, 1_000_000_000_007 + MAX_SC_BYTES)
+        );
+    }
+
+    #[test]
+    fn totals_past_a_counter_reject_the_line_instead_of_wrapping() {
+        let day = day("2026-11-20");
+        let line = |bytes: u64| Line::Attributed(day, "acme".into(), "prod".into(), bytes);
+        let mut p = Parsed::default();
+        // As if the file had already added this much (1.7 million maximal lines).
+        p.count(line(MAX_SC_BYTES));
+        p.bytes = COUNTER_MAX - MAX_SC_BYTES;
+        p.count(line(MAX_SC_BYTES));
+        assert_eq!(
+            (p.bytes, p.rejected),
+            (COUNTER_MAX, 0),
+            "exactly i64::MAX fits"
+        );
+        p.count(line(1));
+        p.count(line(MAX_SC_BYTES));
+        assert_eq!((p.bytes, p.rejected, p.lines), (COUNTER_MAX, 2, 4));
+        assert_eq!(p.requests, 2);
+        // Nothing past the totals reached the entry.
+        let entry = p.served.values().next().unwrap();
+        assert_eq!((entry.requests, entry.bytes), (2, 2 * MAX_SC_BYTES));
+        // Zero bytes still fit; the request count is checked the same way.
+        p.count(line(0));
+        assert_eq!((p.requests, p.rejected), (3, 2));
+        p.requests = COUNTER_MAX;
+        p.count(line(0));
+        assert_eq!((p.requests, p.rejected), (COUNTER_MAX, 3));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_fails_the_file() {
+        let good = "/tenants/acme/prod/raw/a/f";
+        // The longest line allowed: a record padded in its user-agent field.
+        let base = record("2026-11-20", "5", good);
+        let pad = MAX_LINE_BYTES - base.len();
+        let longest = base.replacen("curl/8.5.0", &format!("curl/8.5.0{}", "x".repeat(pad)), 1);
+        assert_eq!(longest.len(), MAX_LINE_BYTES);
+        let text = log(std::slice::from_ref(&longest));
+        let parsed = parse(&gzip(text.as_bytes()), &envs(), 1 << 20).unwrap();
+        assert_eq!((parsed.requests, parsed.bytes), (1, 5));
+        // With `\r\n` the line end is not part of the line.
+        let crlf = text.replace('\n', "\r\n");
+        assert!(parse(crlf.as_bytes(), &envs(), 1 << 20).is_ok());
+        // One byte more, in a plain or a gzipped file.
+        let text = log(&[record("2026-11-20", "1", good), longest + "x"]);
+        for raw in [text.as_bytes().to_vec(), gzip(text.as_bytes())] {
+            let err = parse(&raw, &envs(), 1 << 20).unwrap_err();
+            assert!(matches!(err, LogError::LineTooLong { line: 4 }), "{err}");
+        }
+    }
+
+    /// Counts the bytes read through it.
+    struct Counted<R> {
+        inner: R,
+        read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: std::io::Read> std::io::Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    /// `members` gzip members of `chunk` each: a small file that decompresses to a lot.
+    fn bomb(chunk: &[u8], members: usize) -> Vec<u8> {
+        gzip(chunk).repeat(members)
+    }
+
+    /// Parses a gzipped `raw` as [`parse`] does, answering how many bytes were decompressed.
+    fn parse_counted(raw: &[u8], max_bytes: u64) -> (Result<Parsed, LogError>, u64) {
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let decoder = Counted {
+            inner: MultiGzDecoder::new(raw),
+            read: read.clone(),
+        };
+        let result = parse_text(
+            BufReader::with_capacity(READ_BUFFER, decoder),
+            &envs(),
+            max_bytes,
+        );
+        (result, read.get())
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_refused_after_a_small_bound() {
+        // 1 GiB of zeros in about 1 MiB (1024 members of 1 MiB each), parsed with the ingest's
+        // own bound: one over-long line in, it is refused, having decompressed one buffer or two.
+        let zeros = bomb(&vec![0; 1 << 20], 1024);
+        assert!(zeros.len() < 2 << 20, "{}", zeros.len());
+        let err = parse(&zeros, &envs(), 2 << 30).unwrap_err();
+        assert!(matches!(err, LogError::LineTooLong { line: 1 }), "{err}");
+        let (result, read) = parse_counted(&zeros, 2 << 30);
+        assert!(matches!(result, Err(LogError::LineTooLong { .. })));
+        assert!(read <= 2 * READ_BUFFER as u64, "decompressed {read} bytes");
+
+        // 1 GiB of blank lines (each one short) stops at the total bound instead.
+        let blank = bomb(&vec![b'\n'; 1 << 20], 1024);
+        let (result, read) = parse_counted(&blank, 4 << 20);
+        assert!(
+            matches!(result, Err(LogError::TooLarge { max_bytes }) if max_bytes == 4 << 20),
+            "{result:?}"
+        );
+        assert!(
+            read <= (4 << 20) + 2 * READ_BUFFER as u64,
+            "decompressed {read} bytes"
+        );
     }
 
     /// The totals `tests/fixtures/cloudfront-logs/README.md` promises.
     #[test]
     fn fixture_totals() {
         let read = |name: &str| {
-            assert!(is_log_file(name), "{name}");
+            assert!(
+                is_log_file("cdn-logs/", &format!("cdn-logs/{name}")),
+                "{name}"
+            );
             let raw = std::fs::read(format!("{FIXTURES}/{name}")).unwrap();
             parse(&raw, &envs(), 1 << 20).unwrap()
         };

@@ -132,7 +132,7 @@ pub async fn run(
     metrics::counter!("cairn_metering_runs_total", "status" => done.status.clone()).increment(1);
     match result {
         Ok(r) => {
-            tracing::info!(run.id = %done.id, sampled = r.sampled, drift = r.drift.len(), cdn_files = r.cdn_logs.as_ref().map_or(0, |l| l.files), "metering run finished")
+            tracing::info!(run.id = %done.id, sampled = r.sampled, drift = r.drift.len(), cdn_files = r.cdn_logs.as_ref().map_or(0, |l| l.files), cdn_failed = r.cdn_logs.as_ref().map_or(0, |l| l.failed), "metering run finished")
         }
         Err(e) => tracing::error!(run.id = %done.id, error = %e, "metering run failed"),
     }

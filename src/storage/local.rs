@@ -4,7 +4,9 @@
 //! Layout: `objects/<xx>/<sha256(key)>` holds the bytes and `<...>.json` their metadata; hashing the
 //! key keeps arbitrary UTF-8 filenames off the file system. An upload streams into `tmp/`, is hashed
 //! on the fly and appears with a hard link, which fails when the object exists: an object is never
-//! overwritten and never seen half-written.
+//! overwritten and never seen half-written. Every error path removes the temp file; only a killed
+//! process leaves one, which [`LocalStore::remove_stale_temp_files`] (at server start-up) and the
+//! sweep's orphan step ([`ObjectStore::list_temp_files`]) find by its age.
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -21,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     signing::UrlSigner, BodyStream, ListedObject, ObjectInfo, ObjectPage, ObjectStore, PutError,
-    StoreError, Upload, UploadMethod, UploadSpec,
+    StoreError, TempFile, Upload, UploadMethod, UploadSpec,
 };
 use crate::domain::{Filename, ObjectKey, Sha256};
 
@@ -104,6 +106,39 @@ impl LocalStore {
         })
     }
 
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Removes the temp files not modified for `age`: uploads a killed process left
+    /// half-written. Answers the files and bytes removed. For a server starting up only: a
+    /// command opening the store meanwhile must not remove the files of a running server's
+    /// uploads (a live upload writes to its file all the time; `age` is longer than it stalls).
+    pub async fn remove_stale_temp_files(
+        &self,
+        age: std::time::Duration,
+    ) -> Result<(u64, u64), StoreError> {
+        let before = chrono::Duration::from_std(age)
+            .ok()
+            .and_then(|age| Utc::now().checked_sub_signed(age));
+        let Some(before) = before else {
+            return Ok((0, 0));
+        };
+        let (mut files, mut bytes) = (0, 0);
+        for f in self.list_temp_files(before).await? {
+            match self.remove_temp_file(&f.name).await {
+                Ok(()) => {
+                    files += 1;
+                    bytes += f.size;
+                }
+                Err(e) => {
+                    tracing::warn!(temp_file = %f.name, error = %e, "could not remove an abandoned temp file")
+                }
+            }
+        }
+        Ok((files, bytes))
+    }
+
     fn data_path(&self, key: &ObjectKey) -> PathBuf {
         let h = hex::encode(sha2::Sha256::digest(key.as_str().as_bytes()));
         self.root.join("objects").join(&h[..2]).join(h)
@@ -183,7 +218,7 @@ impl LocalStore {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::error::Error + 'static,
     {
-        let tmp = self.root.join("tmp").join(uuid::Uuid::now_v7().to_string());
+        let tmp = self.tmp_dir().join(uuid::Uuid::now_v7().to_string());
         let result = self
             .write_tmp(&tmp, key, content_type, size, expected, body)
             .await;
@@ -362,6 +397,41 @@ fn list_dir(root: &Path, prefix: &str) -> std::io::Result<Vec<ListedObject>> {
             }
         }
     }
+    Ok(out)
+}
+
+/// The files in `dir` not modified since `before`; dot files (the readiness probe) are not
+/// uploads' and are left out.
+fn list_temp(dir: &Path, before: DateTime<Utc>) -> std::io::Result<Vec<TempFile>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue; // not a name Cairn gives
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let md = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let modified = DateTime::<Utc>::from(md.modified()?);
+        if md.is_file() && modified <= before {
+            out.push(TempFile {
+                name,
+                size: md.len(),
+                modified,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
@@ -569,12 +639,32 @@ impl ObjectStore for LocalStore {
         ))
     }
 
+    /// The files in `tmp/` not modified since `before`.
+    async fn list_temp_files(&self, before: DateTime<Utc>) -> Result<Vec<TempFile>, StoreError> {
+        let dir = self.tmp_dir();
+        tokio::task::spawn_blocking(move || list_temp(&dir, before))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?
+            .map_err(io_err)
+    }
+
+    async fn remove_temp_file(&self, name: &str) -> Result<(), StoreError> {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(StoreError::Other(format!("`{name}` is not a temp file")));
+        }
+        match tokio::fs::remove_file(self.tmp_dir().join(name)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
     fn uri(&self, key: &ObjectKey) -> String {
         format!("local:///{key}")
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        let probe = self.root.join("tmp").join(".ready");
+        let probe = self.tmp_dir().join(".ready");
         tokio::fs::write(&probe, b"ok").await.map_err(io_err)
     }
 }
@@ -601,6 +691,52 @@ mod tests {
 
     fn key() -> ObjectKey {
         ObjectKey::parse("tenants/t/dev/raw/1/a.txt").unwrap()
+    }
+
+    #[tokio::test]
+    async fn stale_temp_files_go_and_fresh_ones_stay() {
+        let (_dir, s) = store();
+        let tmp = s.root.join("tmp");
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for (name, len, old) in [
+            ("0190f000-killed", 1000, true),
+            ("0190f000-killed.json", 10, true),
+            ("0190f001-live", 5, false),
+            (".ready", 2, true),
+        ] {
+            let f = std::fs::File::create(tmp.join(name)).unwrap();
+            f.set_len(len).unwrap();
+            if old {
+                f.set_modified(hour_ago).unwrap();
+            }
+        }
+        std::fs::create_dir(tmp.join("0190f000-dir")).unwrap();
+        let stale = s
+            .list_temp_files(Utc::now() - chrono::Duration::minutes(10))
+            .await
+            .unwrap();
+        let names: Vec<_> = stale.iter().map(|f| (f.name.as_str(), f.size)).collect();
+        assert_eq!(
+            names,
+            [("0190f000-killed", 1000), ("0190f000-killed.json", 10)]
+        );
+
+        let removed = s
+            .remove_stale_temp_files(std::time::Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(removed, (2, 1010));
+        let mut left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".ready", "0190f000-dir", "0190f001-live"]);
+        // Only names in tmp/ itself.
+        for name in ["", ".ready", "../objects", "a/b"] {
+            assert!(s.remove_temp_file(name).await.is_err(), "{name}");
+        }
+        assert!(s.remove_temp_file("gone-already").await.is_ok());
     }
 
     #[tokio::test]

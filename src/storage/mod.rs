@@ -185,6 +185,16 @@ pub struct OpenUpload {
     pub initiated: DateTime<Utc>,
 }
 
+/// A file an interrupted upload left in the store's scratch space (the local store's `tmp/`):
+/// uploads remove theirs on every error path, so only a killed process leaves one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFile {
+    /// Its name in the scratch space.
+    pub name: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
 /// The most keys one multi-object delete request carries (S3's limit).
 pub const DELETE_BATCH: usize = 1000;
 
@@ -227,6 +237,19 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Multipart uploads open under `prefix` (none on stores without multipart uploads).
     async fn list_multipart_uploads(&self, _prefix: &str) -> Result<Vec<OpenUpload>, StoreError> {
         Ok(Vec::new())
+    }
+
+    /// Temp files not modified since `before` (none on stores that write no temp files of their
+    /// own, as S3: its incomplete multipart uploads are listed above).
+    async fn list_temp_files(&self, _before: DateTime<Utc>) -> Result<Vec<TempFile>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Removes a temp file [`ObjectStore::list_temp_files`] named; a missing one is not an error.
+    async fn remove_temp_file(&self, name: &str) -> Result<(), StoreError> {
+        Err(StoreError::Other(format!(
+            "this store has no temp file {name}"
+        )))
     }
 
     /// Streams exactly `spec.size` bytes into the store at `spec.key`, hashing on the fly and
