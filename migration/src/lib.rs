@@ -7,6 +7,9 @@ mod m20261123_000003_artifact;
 mod m20261124_000004_cdn_invalidation;
 mod m20261125_000005_lifecycle;
 mod m20261126_000006_metering;
+mod m20261127_000007_in_progress_index;
+
+pub use m20261127_000007_in_progress_index::{ARTIFACT_IN_PROGRESS, RAW_ASSET_IN_PROGRESS};
 
 pub struct Migrator;
 
@@ -20,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_cdn_invalidation::Migration),
             Box::new(m20261125_000005_lifecycle::Migration),
             Box::new(m20261126_000006_metering::Migration),
+            Box::new(m20261127_000007_in_progress_index::Migration),
         ]
     }
 }

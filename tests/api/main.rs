@@ -27,5 +27,6 @@ mod metering;
 mod multipart;
 mod objects;
 mod observability;
+mod quota_hold;
 mod raw_flow;
 mod store_faults;

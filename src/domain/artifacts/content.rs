@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::settle::{insert_available, make_available};
 use super::*;
 use crate::domain::{catalog_time, media};
+use crate::metering::quota;
 use crate::storage::{BodyStream, PutError, UploadSpec};
 
 fn put_error(e: PutError) -> ApiError {
@@ -114,8 +115,8 @@ pub async fn upload_content(
             ));
         }
     }
-    // Admitted at create; the tenant may have filled its quota since.
-    crate::metering::quota::still_fits(&app.db, scope, a.size_bytes).await?;
+    // Admitted at create; the limit may have dropped since.
+    quota::would_settle(&app.db, scope, a.size_bytes).await?;
     let blob = blob_of(app, &a).await?;
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(&a)?;

@@ -167,8 +167,9 @@ pub(super) async fn fail(
     Ok(())
 }
 
-/// A new artifact whose bytes are already stored and verified (one-shot creates): inserted
-/// `available` on a new blob, or on the stored blob of the same content, whose copy is removed.
+/// A new artifact whose bytes are already stored and verified (one-shot creates): admitted
+/// against the quota and inserted `available` on a new blob, or on the stored blob of the same
+/// content, whose copy is removed. On refusal the caller removes the stored bytes.
 pub(super) async fn insert_available(
     app: &App,
     scope: &Scope,
@@ -180,6 +181,7 @@ pub(super) async fn insert_available(
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
         let txn = app.db.begin().await?;
+        let admitted = super::create::admit(&txn, scope, req).await?;
         let existing = blobs::find_stored(&txn, scope, req.visibility, &sha).await?;
         let (blob_id, uri, dup) = match existing {
             Some(e) => {
@@ -230,6 +232,7 @@ pub(super) async fn insert_available(
         let delta = live_delta(&a).uploaded(a.size_bytes, dup.is_some());
         count(&txn, scope, now, &delta).await?;
         txn.commit().await?;
+        admitted.warn();
         if dup.is_some() {
             if let Err(err) = app.store.delete(key).await {
                 tracing::warn!(error = %err, key = %key, "could not remove a duplicate object");
