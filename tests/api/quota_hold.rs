@@ -1,13 +1,13 @@
 //! Quotas hold (issue 14 §4) on every backend combination: an upload in progress counts against
 //! the limits from presign/create until it fails, is abandoned or settles; admissions that
-//! race cannot pass a limit together. A refusal is a 403 `quota_exceeded` with the `quota`
-//! member and writes nothing.
+//! race cannot pass a limit together, nor can settles of items admitted before the limit was
+//! lowered. A refusal is a 403 `quota_exceeded` with the `quota` member and writes nothing.
 use cairn::lifecycle::{self, SweepOptions, Trigger};
 use chrono::{Duration, Utc};
 use entity::usage;
 use futures_util::future::join_all;
 use reqwest::{Method, Response, StatusCode};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, sample, sha256_hex, Caller, TestApp};
@@ -92,6 +92,11 @@ fn artifact_id(created: &Value) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+async fn status(app: &TestApp, who: &Caller, path: &str) -> String {
+    let v = json_of(app.get(who, path).await, StatusCode::OK).await;
+    v["status"].as_str().unwrap().to_owned()
 }
 
 /// Asserts a quota refusal and its `quota` member.
@@ -491,6 +496,206 @@ async fn concurrent_dedup_admissions_cannot_pass_a_limit_together() {
         .iter()
         .all(|a| a["artifact"]["status"] == "available"));
     assert_eq!(live(&app, "dup-art").await, (3, 900));
+}
+
+#[tokio::test]
+async fn concurrent_registers_of_uploads_admitted_before_the_limit_dropped_cannot_pass_it() {
+    let app = TestApp::spawn().await;
+    let who = app.owner("lowered", "dev");
+    // Five uploads of 600 bytes admitted under 3000 bytes; then the limit drops to 1000.
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    let mut uploads = Vec::new();
+    for i in 0..5 {
+        let bytes = raw(600, i);
+        let p = json_of(presign(&app, &who, &bytes).await, StatusCode::OK).await;
+        assert_eq!(app.put_upload(&p, &bytes).await.status(), StatusCode::OK);
+        uploads.push((p["asset_id"].as_str().unwrap().to_owned(), bytes));
+    }
+    put_quota(&app, "lowered", json!({ "max_bytes": 1000 })).await;
+    let before = app.footprint().await;
+    let res = join_all(
+        uploads
+            .iter()
+            .map(|(id, bytes)| app.register(&who, id, bytes, BIN)),
+    )
+    .await;
+    let (admitted, refusals) = tally(res, StatusCode::OK).await;
+    assert_eq!((admitted.len(), refusals), (1, 4));
+    assert_eq!(live(&app, "lowered").await, (1, 600));
+    // A refused registration leaves the asset pending with its upload, for a later try.
+    let after = app.footprint().await;
+    assert_eq!(
+        after,
+        crate::helpers::Footprint {
+            events: before.events + 1,
+            ..before
+        },
+        "only the admitted registration wrote"
+    );
+    let registered = admitted[0]["asset_id"].as_str().unwrap();
+    for (id, bytes) in uploads.iter().filter(|(id, _)| id != registered) {
+        let res = app.register(&who, id, bytes, BIN).await;
+        refused(res, bytes_quota("lowered", None, 600, 600, 1000)).await;
+        assert_eq!(
+            status(&app, &who, &format!("/storage/raw/{id}")).await,
+            "pending"
+        );
+    }
+    // With room again, they register.
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    for (id, bytes) in uploads.iter().filter(|(id, _)| id != registered) {
+        assert_eq!(
+            app.register(&who, id, bytes, BIN).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(live(&app, "lowered").await, (5, 3000));
+}
+
+#[tokio::test]
+async fn concurrent_completes_of_uploads_admitted_before_the_limit_dropped_cannot_pass_it() {
+    let app = TestApp::spawn().await;
+    let who = app.owner("lowered", "dev");
+    // Five uploads of 600 bytes admitted under 3000 bytes; then the limit drops to 1000.
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let bytes = png(600, i);
+        let created = create(&app, &who, &bytes).await;
+        assert!(app.put_upload(&created, &bytes).await.status().is_success());
+        ids.push(artifact_id(&created));
+    }
+    put_quota(&app, "lowered", json!({ "max_bytes": 1000 })).await;
+    let before = app.footprint().await;
+    let res = join_all(ids.iter().map(|id| complete(&app, &who, id))).await;
+    let (admitted, refusals) = tally(res, StatusCode::OK).await;
+    assert_eq!((admitted.len(), refusals), (1, 4));
+    assert_eq!(live(&app, "lowered").await, (1, 600));
+    let after = app.footprint().await;
+    assert_eq!(
+        after,
+        crate::helpers::Footprint {
+            events: before.events + 1,
+            ..before
+        },
+        "only the admitted completion wrote"
+    );
+    let done = admitted[0]["artifact_id"].as_str().unwrap();
+    for id in ids.iter().filter(|id| *id != done) {
+        assert_eq!(
+            status(&app, &who, &format!("/artifacts/{id}")).await,
+            "pending"
+        );
+        refused(
+            complete(&app, &who, id).await,
+            bytes_quota("lowered", None, 600, 600, 1000),
+        )
+        .await;
+    }
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    for id in ids.iter().filter(|id| *id != done) {
+        assert_eq!(complete(&app, &who, id).await.status(), StatusCode::OK);
+    }
+    assert_eq!(live(&app, "lowered").await, (5, 3000));
+}
+
+#[tokio::test]
+async fn concurrent_streamed_uploads_admitted_before_the_limit_dropped_cannot_pass_it() {
+    let app = TestApp::spawn().await;
+    let who = app.owner("lowered", "dev");
+    // Five uploads of 600 bytes admitted under 3000 bytes; then the limit drops to 1000.
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    let mut items = Vec::new();
+    for i in 0..5 {
+        let bytes = png(600, i);
+        let created = create(&app, &who, &bytes).await;
+        items.push((artifact_id(&created), bytes));
+    }
+    put_quota(&app, "lowered", json!({ "max_bytes": 1000 })).await;
+    let before = app.footprint().await;
+    let res = join_all(
+        items
+            .iter()
+            .map(|(id, bytes)| app.put_content(&who, id, bytes)),
+    )
+    .await;
+    let (admitted, refusals) = tally(res, StatusCode::OK).await;
+    assert_eq!((admitted.len(), refusals), (1, 4));
+    assert_eq!(live(&app, "lowered").await, (1, 600));
+    // A refused body is not kept and the artifact is pending again, for a later try.
+    let after = app.footprint().await;
+    assert_eq!(
+        (after.blobs, after.artifacts, after.objects),
+        (before.blobs, before.artifacts, before.objects + 1),
+        "only the admitted upload is stored"
+    );
+    let done = admitted[0]["artifact_id"].as_str().unwrap();
+    for (id, _) in items.iter().filter(|(id, _)| id != done) {
+        assert_eq!(
+            status(&app, &who, &format!("/artifacts/{id}")).await,
+            "pending"
+        );
+    }
+    put_quota(&app, "lowered", json!({ "max_bytes": 3000 })).await;
+    for (id, bytes) in items.iter().filter(|(id, _)| id != done) {
+        let res = app.put_content(&who, id, bytes).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{}",
+            res.text().await.unwrap()
+        );
+    }
+    assert_eq!(live(&app, "lowered").await, (5, 3000));
+}
+
+#[tokio::test]
+async fn the_background_verifier_fails_an_upload_that_no_longer_fits() {
+    let app = TestApp::spawn().await;
+    let who = app.owner("verified", "dev");
+    put_quota(&app, "verified", json!({ "max_bytes": 1000 })).await;
+    let bytes = png(600, 1);
+    let created = create(&app, &who, &bytes).await;
+    let id = artifact_id(&created);
+    assert!(app.put_upload(&created, &bytes).await.status().is_success());
+    // What `complete` leaves for a multipart upload: the artifact `uploading`, its blob
+    // `verifying`, for the background verifier.
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    entity::artifact::Entity::update_many()
+        .col_expr(entity::artifact::Column::Status, Expr::value("uploading"))
+        .filter(entity::artifact::Column::ArtifactId.eq(uuid))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    entity::blob::Entity::update_many()
+        .col_expr(entity::blob::Column::State, Expr::value("verifying"))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    put_quota(&app, "verified", json!({ "max_bytes": 500 })).await;
+    cairn::domain::artifacts::verify::recover(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, &who, &format!("/artifacts/{id}?wait=20")).await,
+        "failed"
+    );
+    let failed = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "artifact.failed")
+        .expect("an artifact.failed event");
+    assert_eq!(
+        failed.detail["code"], "quota_exceeded",
+        "{:?}",
+        failed.detail
+    );
+    assert_eq!(app.object_count().await, 0, "the refused object is removed");
+    assert_eq!(live(&app, "verified").await, (0, 0));
+    // The failure released what the upload held.
+    put_quota(&app, "verified", json!({ "max_bytes": 1000 })).await;
+    create(&app, &who, &png(1000, 2)).await;
 }
 
 #[tokio::test]

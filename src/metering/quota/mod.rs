@@ -4,7 +4,8 @@
 //! - what counts (module `hold`): live items, plus the uploads in progress, each holding its
 //!   declared size and one object from presign/create until it fails, is abandoned or settles;
 //! - admission: every path that adds an item (presign, create, dedup, one-shot creates) checks
-//!   and writes in one transaction under the tenant's [`Hold`]. [`would_admit`] and
+//!   and writes in one transaction under the tenant's [`Hold`]; so does every settle (register,
+//!   complete, streamed PUT, background verification), against live usage. [`would_admit`] and
 //!   [`would_settle`] answer early, before store calls, without deciding;
 //! - the answer (module `check`): a 403 `quota_exceeded` with a `quota` member, and a warning
 //!   (log and `cairn_quota_warnings_total`) when an admission crosses 80% or 95% of a limit.
