@@ -8,6 +8,9 @@ mod m20261124_000004_cdn_invalidation;
 mod m20261125_000005_lifecycle;
 mod m20261126_000006_metering;
 mod m20261201_000007_cdn_log_file_error;
+mod m20261201_000008_in_progress_index;
+
+pub use m20261201_000008_in_progress_index::{ARTIFACT_IN_PROGRESS, RAW_ASSET_IN_PROGRESS};
 
 pub struct Migrator;
 
@@ -22,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_lifecycle::Migration),
             Box::new(m20261126_000006_metering::Migration),
             Box::new(m20261201_000007_cdn_log_file_error::Migration),
+            Box::new(m20261201_000008_in_progress_index::Migration),
         ]
     }
 }

@@ -134,7 +134,7 @@ pub async fn recount<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<Key, Stock>,
 }
 
 /// `SUM(col)` as a 64-bit integer on both backends (Postgres sums bigints as numeric).
-fn sum(col: impl sea_orm::sea_query::IntoColumnRef) -> sea_orm::sea_query::SimpleExpr {
+pub(crate) fn sum(col: impl sea_orm::sea_query::IntoColumnRef) -> sea_orm::sea_query::SimpleExpr {
     Expr::expr(Expr::col(col).sum()).cast_as(Alias::new("BIGINT"))
 }
 

@@ -31,6 +31,7 @@ mod metering_input;
 mod multipart;
 mod objects;
 mod observability;
+mod quota_hold;
 mod raw_flow;
 mod store_faults;
 mod strangers;

@@ -2,6 +2,8 @@
 //! one-shot creates (binary preview, replay, audit). Constant memory, SHA-256 on the fly, the
 //! first bytes checked against the declared type, multipart to S3 above the threshold (all in
 //! `ObjectStore::put_stream`). A refused body changes nothing: the artifact stays `pending`.
+//! So does a body that arrives whole when the artifact no longer fits the tenant's quota (a
+//! limit lowered since it was admitted): its object is removed again.
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use entity::{artifact, blob};
@@ -12,6 +14,7 @@ use uuid::Uuid;
 use super::settle::{insert_available, make_available};
 use super::*;
 use crate::domain::{catalog_time, media};
+use crate::metering::quota;
 use crate::storage::{BodyStream, PutError, UploadSpec};
 
 fn put_error(e: PutError) -> ApiError {
@@ -115,8 +118,9 @@ pub async fn upload_content(
             ));
         }
     }
-    // Admitted at create; the tenant may have filled its quota since.
-    crate::metering::quota::still_fits(&app.db, scope, a.size_bytes).await?;
+    // Admitted at create; the limit may have dropped since. Asked again before the bytes come;
+    // the settling transaction decides.
+    quota::would_settle(&app.db, scope, a.size_bytes).await?;
     let blob = blob_of(app, &a).await?;
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(&a)?;
@@ -149,7 +153,7 @@ pub async fn upload_content(
         Ok(sha) => {
             let mut uploading = a.clone();
             uploading.status = artifact::STATUS_UPLOADING.into();
-            make_available(
+            let settled = make_available(
                 app,
                 scope,
                 &uploading,
@@ -158,7 +162,25 @@ pub async fn upload_content(
                 artifact::STATUS_UPLOADING,
                 blob::STATE_PENDING,
             )
-            .await
+            .await;
+            match settled {
+                Err(e) if quota::is_refusal(&e) => {
+                    // Removed while the artifact is still `uploading`, so that no new upload
+                    // of it can start before the object is gone.
+                    if let Err(err) = app.store.delete(&key).await {
+                        tracing::warn!(error = %err, key = %key, "could not remove a refused object");
+                    }
+                    set_status(
+                        app,
+                        id,
+                        artifact::STATUS_UPLOADING,
+                        artifact::STATUS_PENDING,
+                    )
+                    .await?;
+                    Err(e)
+                }
+                other => other,
+            }
         }
         Err(e) => {
             // Nothing was stored: the client may try again.

@@ -1,8 +1,10 @@
 //! `POST /artifacts`: a pending artifact with a presigned upload, or, when the tenant+env already
-//! stores the declared content, an artifact available at once on the shared blob.
+//! stores the declared content, an artifact available at once on the shared blob. Each is
+//! admitted against the tenant's quota in the transaction that writes it (`quota::Hold`); a
+//! pending artifact holds its declared size until it fails, is abandoned or becomes available.
 use chrono::{Duration, Utc};
 use entity::{artifact, blob};
-use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, Set, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -11,11 +13,12 @@ use super::*;
 use crate::domain::{blobs, catalog_time, media};
 use crate::{
     http::metrics::record_outcome,
-    metering::quota,
+    metering::quota::{self, Hold},
     storage::{Upload, UploadSpec},
 };
 
-/// Checks what every create must satisfy before anything is written.
+/// Checks what every create must satisfy before anything is written (the quota early: the
+/// writing transaction admits).
 pub(super) async fn check_new(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<()> {
     req.kind.check_content_type(&req.content_type)?;
     check_common(app, scope, req).await
@@ -33,7 +36,19 @@ async fn check_common(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<
         }
     }
     check_lineage(app, scope, &req.lineage.derived_from).await?;
-    quota::admit(&app.db, scope, req.size.as_i64()).await
+    quota::would_admit(&app.db, scope, req.size.as_i64()).await
+}
+
+/// Admits a new artifact in `txn`, first thing: takes the tenant's quota hold and checks.
+pub(super) async fn admit(
+    txn: &DatabaseTransaction,
+    scope: &Scope,
+    req: &NewArtifact,
+) -> ApiResult<quota::Admitted> {
+    Hold::take(txn, scope)
+        .await?
+        .admit(txn, scope, req.size.as_i64())
+        .await
 }
 
 pub async fn create(
@@ -94,6 +109,18 @@ pub async fn create(
     };
     let blob_id = Uuid::now_v7();
     let txn = app.db.begin().await?;
+    let admitted = match admit(&txn, scope, &req).await {
+        Ok(a) => a,
+        Err(refusal) => {
+            drop(txn);
+            if let Some(upload_id) = &upload_id {
+                if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+                    tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
+                }
+            }
+            return Err(refusal);
+        }
+    };
     blob_row(
         scope,
         blob_id,
@@ -120,6 +147,7 @@ pub async fn create(
     .await?;
     record_created(&txn, scope, &a, now).await?;
     txn.commit().await?;
+    admitted.warn();
     record_outcome("artifact_create", "ok");
     tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, kind = %req.kind, method = upload.method(), "artifact created");
     Ok((a, Some(upload)))
@@ -148,6 +176,7 @@ async fn dedup(
 ) -> ApiResult<Option<artifact::Model>> {
     let now = catalog_time(Utc::now());
     let txn = app.db.begin().await?;
+    let admitted = admit(&txn, scope, req).await?;
     if !blobs::add_ref(&txn, existing.id, now).await? {
         return Ok(None);
     }
@@ -169,6 +198,7 @@ async fn dedup(
     e.record(&txn).await?;
     count(&txn, scope, now, &live_delta(&a).dedup(a.size_bytes)).await?;
     txn.commit().await?;
+    admitted.warn();
     Ok(Some(a))
 }
 
@@ -182,6 +212,7 @@ pub async fn create_render_ref(
     check_common(app, scope, &req).await?;
     let now = catalog_time(Utc::now());
     let txn = app.db.begin().await?;
+    let admitted = admit(&txn, scope, &req).await?;
     let mut m = row(
         scope,
         Uuid::now_v7(),
@@ -197,6 +228,7 @@ pub async fn create_render_ref(
     record_created(&txn, scope, &a, now).await?;
     count(&txn, scope, now, &live_delta(&a)).await?;
     txn.commit().await?;
+    admitted.warn();
     record_outcome("artifact_create", "ok");
     Ok(a)
 }

@@ -1,5 +1,8 @@
 //! The two ends of an upload: verified bytes make an artifact `available` (on its own blob, or on
-//! the tenant+env's stored blob of the same content), refused bytes make it `failed`.
+//! the tenant+env's stored blob of the same content), refused bytes make it `failed`. Becoming
+//! available is checked against the tenant's quota in the settling transaction
+//! (`quota::Hold::settle`): a limit lowered since the artifact was admitted refuses it, and the
+//! caller decides what the refused artifact becomes.
 use chrono::Utc;
 use entity::{artifact, blob};
 use sea_orm::{
@@ -12,6 +15,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{blobs, catalog_time};
 use crate::http::metrics::record_outcome;
+use crate::metering::quota::Hold;
 
 /// Event types.
 pub(crate) mod ev {
@@ -27,7 +31,8 @@ pub(crate) mod ev {
 }
 
 /// Bytes of `blob` were verified to be `sha`: the artifact (still `from_status`, its blob still
-/// `blob_from_state`) becomes available. Answers the artifact as it then is.
+/// `blob_from_state`) becomes available. Answers the artifact as it then is, or a 403
+/// `quota_exceeded` (`quota::is_refusal`) with nothing changed when it no longer fits.
 pub(super) async fn make_available(
     app: &App,
     scope: &Scope,
@@ -41,6 +46,7 @@ pub(super) async fn make_available(
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
         let txn = app.db.begin().await?;
+        let hold = Hold::take(&txn, scope).await?;
         let existing = blobs::find_stored(&txn, scope, visibility_of(a), &sha).await?;
         let dup = match existing {
             Some(e) if e.id != blob.id => {
@@ -95,6 +101,8 @@ pub(super) async fn make_available(
         let mut ev = artifact_event(ev::AVAILABLE, scope, &done, now);
         ev.detail = json!({ "sha256": sha.to_hex(), "size_bytes": done.size_bytes });
         ev.record(&txn).await?;
+        // Rolled back on refusal: the artifact and its blob stay as they were.
+        hold.settle(&txn, scope, done.size_bytes).await?;
         let delta = live_delta(&done).uploaded(done.size_bytes, dup.is_some());
         count(&txn, scope, now, &delta).await?;
         txn.commit().await?;
@@ -167,8 +175,9 @@ pub(super) async fn fail(
     Ok(())
 }
 
-/// A new artifact whose bytes are already stored and verified (one-shot creates): inserted
-/// `available` on a new blob, or on the stored blob of the same content, whose copy is removed.
+/// A new artifact whose bytes are already stored and verified (one-shot creates): admitted
+/// against the quota and inserted `available` on a new blob, or on the stored blob of the same
+/// content, whose copy is removed. On refusal the caller removes the stored bytes.
 pub(super) async fn insert_available(
     app: &App,
     scope: &Scope,
@@ -180,6 +189,7 @@ pub(super) async fn insert_available(
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
         let txn = app.db.begin().await?;
+        let admitted = super::create::admit(&txn, scope, req).await?;
         let existing = blobs::find_stored(&txn, scope, req.visibility, &sha).await?;
         let (blob_id, uri, dup) = match existing {
             Some(e) => {
@@ -230,6 +240,7 @@ pub(super) async fn insert_available(
         let delta = live_delta(&a).uploaded(a.size_bytes, dup.is_some());
         count(&txn, scope, now, &delta).await?;
         txn.commit().await?;
+        admitted.warn();
         if dup.is_some() {
             if let Err(err) = app.store.delete(key).await {
                 tracing::warn!(error = %err, key = %key, "could not remove a duplicate object");

@@ -2,7 +2,10 @@
 //! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact. At
 //! most [`CONCURRENCY`] objects are hashed at once. The work is recorded in the catalog (artifact
 //! `uploading`, blob `verifying`), so [`recover`] resumes it after a restart; running it twice
-//! (two replicas) is harmless, as every transition is conditional.
+//! (two replicas) is harmless, as every transition is conditional. Verified bytes that no longer
+//! fit the tenant's quota (a limit lowered since the artifact was admitted) fail the artifact
+//! with code `quota_exceeded`: there is no client to answer, and failing releases what the
+//! upload held.
 use std::{sync::Arc, time::Duration};
 
 use entity::{artifact, blob};
@@ -10,8 +13,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
-use super::complete::verify_stored;
-use crate::{app::AppState, auth::Scope, error::ApiError};
+use super::{complete::verify_stored, settle::fail};
+use crate::{app::AppState, auth::Scope, error::ApiError, metering::quota};
 
 /// Objects hashed at once.
 pub const CONCURRENCY: usize = 2;
@@ -112,6 +115,19 @@ async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     )
     .await
     {
+        Err(e) if quota::is_refusal(&e) => {
+            fail(
+                app,
+                &scope,
+                &a,
+                &blob,
+                artifact::STATUS_UPLOADING,
+                blob::STATE_VERIFYING,
+                quota::REFUSED,
+                &e.detail,
+            )
+            .await
+        }
         // A refusal has been recorded on the artifact; only outages are worth a retry.
         Err(e) if !e.status.is_server_error() => Ok(()),
         other => other.map(|_| ()),

@@ -1,4 +1,6 @@
-//! Presigning uploads, and dedup of content the tenant+env already stores.
+//! Presigning uploads, and dedup of content the tenant+env already stores. Both are admitted
+//! against the tenant's quota in the transaction that writes the new asset (`quota::Hold`); a
+//! pending upload holds its declared size until it fails, is abandoned or registers.
 use chrono::{DateTime, Duration, Utc};
 use entity::{blob, raw_asset};
 use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
@@ -15,14 +17,14 @@ use crate::{
     http::metrics::record_outcome,
     metering::{
         counters::{self, Delta},
-        quota,
+        quota::{self, Hold},
     },
     storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
 };
 
 pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> ApiResult<Presigned> {
     scope.require_write()?;
-    quota::admit(&app.db, scope, req.size.as_i64()).await?;
+    quota::would_admit(&app.db, scope, req.size.as_i64()).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
         if let Some(existing) = find_stored_blob(&app.db, scope, sha).await? {
@@ -73,6 +75,19 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     let uri = app.store.uri(&key);
     let blob_id = Uuid::now_v7();
     let txn = app.db.begin().await?;
+    let hold = Hold::take(&txn, scope).await?;
+    let admitted = match hold.admit(&txn, scope, req.size.as_i64()).await {
+        Ok(a) => a,
+        Err(refusal) => {
+            drop(txn);
+            if let Some(upload_id) = &upload_id {
+                if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+                    tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
+                }
+            }
+            return Err(refusal);
+        }
+    };
     blob::ActiveModel {
         id: Set(blob_id),
         tenant_id: Set(scope.tenant.to_string()),
@@ -111,6 +126,7 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     });
     ev.record(&txn).await?;
     txn.commit().await?;
+    admitted.warn();
     record_outcome("presign_upload", "ok");
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, size_bytes = req.size.get(), "upload presigned");
     Ok(Presigned::Upload {
@@ -165,6 +181,10 @@ async fn dedup(
     now: DateTime<Utc>,
 ) -> ApiResult<Option<raw_asset::Model>> {
     let txn = app.db.begin().await?;
+    let admitted = Hold::take(&txn, scope)
+        .await?
+        .admit(&txn, scope, req.size.as_i64())
+        .await?;
     if !add_ref(&txn, existing.id, now).await? {
         return Ok(None);
     }
@@ -187,6 +207,7 @@ async fn dedup(
     let delta = Delta::live(None, asset.size_bytes).dedup(asset.size_bytes);
     counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
     txn.commit().await?;
+    admitted.warn();
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, blob.id = %existing.id, "deduplicated at presign");
     Ok(Some(asset))
 }

@@ -1,4 +1,6 @@
-//! Registration: verify the stored object, then seal the asset; repeats are idempotent.
+//! Registration: verify the stored object, then seal the asset; repeats are idempotent. The
+//! asset becomes live only if it still fits the tenant's quota (checked under `quota::Hold` in
+//! the sealing transaction); if not, it stays pending with its object, for a later try.
 use chrono::{DateTime, Utc};
 use entity::{blob, raw_asset};
 use sea_orm::{
@@ -16,7 +18,10 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
-    metering::counters::{self, Delta},
+    metering::{
+        counters::{self, Delta},
+        quota::Hold,
+    },
     storage::StoreError,
 };
 
@@ -223,6 +228,7 @@ async fn verify_and_register(
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
         let txn = app.db.begin().await?;
+        let hold = Hold::take(&txn, scope).await?;
         let existing = find_stored_blob(&txn, scope, &req.sha256).await?;
         let mut asset = asset.clone();
         asset.sha256 = Some(req.sha256.to_hex());
@@ -278,6 +284,11 @@ async fn verify_and_register(
         ev.detail = json!({ "sha256": req.sha256.to_hex(), "size_bytes": req.size.get() });
         ev.record(&txn).await?;
         let size = registered.size_bytes;
+        if let Err(refusal) = hold.settle(&txn, scope, size).await {
+            // Rolled back: the asset stays pending, its object stays for a later try.
+            record_outcome("register", "quota_exceeded");
+            return Err(refusal);
+        }
         let mut delta = Delta::live(None, size);
         delta.uploads = 1;
         delta.upload_bytes = size;
