@@ -13,8 +13,9 @@
 # loopback ports with a temp data dir (infra/garage/garage.toml), stopped when done.
 # Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the CloudFront
 # reference vectors regenerated with botocore and compared with the committed ones, and
-# `cargo deny` (bans: the `rsa` crate stays out; advisories: the RustSec database, when it can be
-# fetched). Missing tools are installed (pip, cargo install).
+# `cargo deny` (bans: the `rsa` crate stays out; advisories: the RustSec database, fetched, or
+# else a plain copy of it at $CAIRN_ADVISORY_DB or ../shared/advisory-db). Missing tools are
+# installed (pip, cargo install).
 # With CI=true a backend that cannot be brought up fails the run; it is never skipped silently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,8 +127,37 @@ static_checks() {
             die "cargo deny: open RustSec advisories"
     else
         # This workplace reaches package registries only; the database lives in a git repository.
-        log "WARNING: the RustSec advisory database could not be fetched; advisories NOT checked"
+        # A plain copy of it stands in when there is one.
+        local rc=0
+        advisories_from_snapshot || rc=$?
+        case $rc in
+            0) ;;
+            1) die "cargo deny: open RustSec advisories (snapshot database)" ;;
+            *) log "WARNING: the RustSec advisory database could not be fetched and no snapshot was found; advisories NOT checked" ;;
+        esac
     fi
+}
+
+# The RustSec database from a plain copy of its files ($CAIRN_ADVISORY_DB, else this workplace's
+# ../shared/advisory-db): made a one-commit git repository where cargo-deny keeps the default
+# database, and checked offline. 0: no advisory; 1: advisories found; 2: no snapshot.
+advisories_from_snapshot() {
+    local src="${CAIRN_ADVISORY_DB:-$(cd .. && pwd)/shared/advisory-db}"
+    [ -f "$src/SNAPSHOT" ] || [ -d "$src/crates" ] || return 2
+    local tmp rc=0
+    tmp="$(mktemp -d /tmp/cairn-advisory-db.XXXXXX)"
+    # The directory name cargo-deny derives from the default RustSec URL.
+    cp -r "$src" "$tmp/advisory-db-3157b0e258782691"
+    (cd "$tmp/advisory-db-3157b0e258782691" && git init -q && git add -A &&
+        git -c user.name=cairn -c user.email=cairn@localhost commit -qm snapshot) >/dev/null || {
+        rm -rf "$tmp"
+        return 2
+    }
+    sed "s|^\[advisories\]|[advisories]\ndb-path = \"$tmp\"|" deny.toml >"$tmp/deny.toml"
+    log "cargo deny advisories, offline, against the snapshot in $src ($(sed -n 's/^upstream date: *//p' "$src/SNAPSHOT" 2>/dev/null))"
+    cargo deny --offline --log-level error --config "$tmp/deny.toml" check advisories || rc=1
+    rm -rf "$tmp"
+    return $rc
 }
 static_checks
 
