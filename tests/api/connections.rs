@@ -131,6 +131,14 @@ async fn stall(app: &TestApp, head: &str, sent: &[u8]) -> (String, Duration) {
     (String::from_utf8_lossy(&got).into_owned(), after)
 }
 
+/// The head of `PUT /artifacts/{id}/content` for tenant acme in dev, announcing `length` bytes.
+fn put_content_head(id: &str, token: &str, length: usize) -> String {
+    format!(
+        "PUT /artifacts/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         X-Tenant-Id: acme\r\nX-Env: dev\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
 fn status_and_code(answer: &str) -> (String, String) {
     let status = answer.lines().next().unwrap_or_default().to_owned();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -163,11 +171,7 @@ async fn a_stalled_upload_ends_with_408_and_leaves_nothing() {
     let token = acme.token.clone().unwrap();
 
     // Streamed through Cairn (every store): 4 KiB, then nothing.
-    let head = format!(
-        "PUT /artifacts/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-         X-Tenant-Id: acme\r\nX-Env: dev\r\nContent-Length: {}\r\n\r\n",
-        bytes.len()
-    );
+    let head = put_content_head(&id, &token, bytes.len());
     let (answer, after) = stall(&app, &head, &bytes[..4096]).await;
     assert_eq!(
         status_and_code(&answer),
@@ -202,15 +206,9 @@ async fn a_stalled_upload_ends_with_408_and_leaves_nothing() {
         .unwrap()
         .to_owned();
     let mut c = TcpStream::connect(addr(&app)).await.unwrap();
-    c.write_all(
-        format!(
-            "PUT /artifacts/{id}/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-             X-Tenant-Id: acme\r\nX-Env: dev\r\nContent-Length: 50000\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    c.write_all(put_content_head(&id, &token, 50_000).as_bytes())
+        .await
+        .unwrap();
     let began = Instant::now();
     let drip = async {
         for chunk in sample("image/png", 50_000).chunks(16) {
