@@ -263,12 +263,16 @@ pub async fn preview(
     if ct.essence() == "application/json" {
         let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is too large",
-                )
+            .map_err(|e| {
+                if crate::storage::is_timeout(&e) {
+                    ApiError::body_timeout(e.to_string())
+                } else {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the request body is too large",
+                    )
+                }
             })?;
         let b: RenderRefBody = super::json::parse(&bytes)?;
         let req = NewArtifact {
@@ -593,10 +597,11 @@ pub async fn complete(
     State(app): State<AppState>,
     scope: Scope,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     scope.require_write()?;
     let id = artifact_id(&id)?;
+    let body = body.map_err(super::json::bytes_rejection)?;
     let parts = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {

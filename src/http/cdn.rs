@@ -3,8 +3,8 @@
 //! served to anyone, cached as immutable; any other key needs a CloudFront signed URL or signed
 //! cookies, checked against the configured keys' public halves as CloudFront checks them
 //! (resource, expiry, start time, source IP). `response-content-disposition` names the download,
-//! as S3 does behind CloudFront; on a public key only with a name Cairn gives that object. The local store streams the bytes (with `Range`); S3 answers
-//! with a redirect to a presigned GET.
+//! as S3 does behind CloudFront; on a public key only with a name Cairn gives that object. The
+//! local store streams the bytes (with `Range`); S3 answers with a redirect to a presigned GET.
 use std::net::SocketAddr;
 
 use axum::{

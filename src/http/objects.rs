@@ -243,8 +243,9 @@ fn form_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 #[error("the form's fields before `file` are larger than {MAX_FORM_HEAD_BYTES} bytes")]
 struct FormHeadTooLarge;
 
-/// The form's body, refused past [`MAX_FORM_HEAD_BYTES`] until the `file` part is reached: the
-/// multipart parser buffers a part's headers until they end, so this bounds that too.
+/// The form's body, refused once [`MAX_FORM_HEAD_BYTES`] have come before the `file` part is
+/// reached: the multipart parser buffers a part's headers until they end, so this bounds that
+/// too.
 struct FormHead {
     inner: Body,
     read: u64,
@@ -262,10 +263,13 @@ impl HttpBody for FormHead {
         let frame = std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx));
         if let Some(Ok(f)) = &frame {
             if self.before_file.load(Ordering::Relaxed) {
-                self.read += f.data_ref().map_or(0, |d| d.len() as u64);
-                if self.read > MAX_FORM_HEAD_BYTES {
+                // A read that begins within the bound passes whole: the `file` part may begin
+                // in it. So the parser holds at most the bound and one read (hyper's reads are
+                // bounded too).
+                if self.read >= MAX_FORM_HEAD_BYTES {
                     return Poll::Ready(Some(Err(axum::Error::new(FormHeadTooLarge))));
                 }
+                self.read += f.data_ref().map_or(0, |d| d.len() as u64);
             }
         }
         Poll::Ready(frame)

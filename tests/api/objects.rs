@@ -220,6 +220,51 @@ async fn form_upload(
 }
 
 #[tokio::test]
+async fn a_form_whose_fields_come_near_the_bound_still_stores_its_file() {
+    // Fields and part headers come to just under the 64 KiB allowed before `file`; the file's
+    // first bytes then arrive in the same reads as the last field's, which must not count.
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let res = app
+        .post(
+            &acme,
+            "/storage/raw/presign-upload",
+            &json!({"filename": "big.bin", "content_type": "application/octet-stream",
+                    "size_bytes": bytes.len(), "method": "POST"}),
+        )
+        .await;
+    let p: Value = res.json().await.unwrap();
+    let mut form = reqwest::multipart::Form::new();
+    let mut before_file = 0;
+    for (k, v) in p["upload"]["fields"].as_object().unwrap() {
+        before_file += k.len() + v.as_str().unwrap().len() + 100;
+        form = form.text(k.clone(), v.as_str().unwrap().to_owned());
+    }
+    let mut i = 0;
+    while before_file < 64 * 1024 - 1024 {
+        let len = (64 * 1024 - 1024 - before_file).min(8000);
+        before_file += len + 110;
+        form = form.text(format!("x-ignore-pad-{i}"), "p".repeat(len));
+        i += 1;
+    }
+    form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()));
+    let res = app
+        .client
+        .post(p["upload"]["url"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let id = p["asset_id"].as_str().unwrap();
+    let res = app
+        .register(&acme, id, &bytes, "application/octet-stream")
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn form_uploads_are_held_to_their_policy() {
     let app = TestApp::spawn().await;
     let acme = app.owner("acme", "dev");
