@@ -73,7 +73,7 @@ async fn half_sent_heads_are_closed_after_the_header_timeout() {
         );
     }
     assert!(
-        sent.elapsed() < Duration::from_secs(3),
+        sent.elapsed() < Duration::from_secs(4),
         "{:?}",
         sent.elapsed()
     );
@@ -111,12 +111,12 @@ async fn idle_connections_are_closed_after_the_keepalive_timeout() {
         "closed after {after:?}"
     );
     assert!(
-        after <= Duration::from_millis(4500),
+        after <= Duration::from_millis(6000),
         "closed after {after:?}"
     );
     let (_, after) = until_closed(&mut silent, opened, Duration::from_secs(8)).await;
     assert!(
-        after >= Duration::from_millis(2800) && after <= Duration::from_millis(4500),
+        after >= Duration::from_millis(2800) && after <= Duration::from_millis(6000),
         "{after:?}"
     );
 }
@@ -181,7 +181,7 @@ async fn a_stalled_upload_ends_with_408_and_leaves_nothing() {
         ),
         "{answer}"
     );
-    assert!(after < Duration::from_secs(4), "{after:?}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
     // Nothing was kept: the artifact is still pending and takes the whole upload afterwards.
     let a: Value = app
         .get(&acme, &format!("/artifacts/{id}"))
@@ -263,7 +263,7 @@ async fn healthz_answers_while_thousands_of_idle_connections_are_held() {
         let status = healthz(&app, Duration::from_secs(2)).await;
         assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
         assert!(
-            began.elapsed() < Duration::from_millis(500),
+            began.elapsed() < Duration::from_millis(1000),
             "{:?}",
             began.elapsed()
         );
