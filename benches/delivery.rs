@@ -237,7 +237,8 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
     let mut json_ms = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let items = cairn::domain::artifacts::manifest(&state, &scope, &run)
+        let ttl = cairn::domain::artifacts::url_ttl(&state, None);
+        let items = cairn::domain::artifacts::manifest(&state, &scope, &run, ttl)
             .await
             .unwrap();
         inner.push(t.elapsed().as_secs_f64() * 1e3);

@@ -539,6 +539,21 @@ fn json_artifact(
 #[derive(Deserialize)]
 pub struct WaitQuery {
     wait: Option<String>,
+    expires_in: Option<String>,
+}
+
+/// `?expires_in=` of the reads that hand out URLs.
+#[derive(Deserialize)]
+pub struct TtlQuery {
+    expires_in: Option<String>,
+}
+
+/// The lifetime `?expires_in=` asks for (whole seconds, 1 to 7 days), as a URL lifetime.
+fn ttl_of(app: &AppState, expires_in: Option<&str>) -> ApiResult<chrono::Duration> {
+    let secs = expires_in
+        .map(|v| super::expires_in(v.parse::<u64>().ok()))
+        .transpose()?;
+    Ok(artifacts::url_ttl(app, secs))
 }
 
 pub async fn get(
@@ -561,12 +576,13 @@ pub async fn get(
                 )
             })?,
     };
+    let ttl = ttl_of(&app, q.expires_in.as_deref())?;
     let a = if wait == 0 {
         artifacts::get(&app, &scope, id).await?
     } else {
         artifacts::wait(&app, &scope, id, Duration::from_secs(wait)).await?
     };
-    let url = artifacts::read_url(&app, &a).await?;
+    let url = artifacts::read_url(&app, &a, ttl).await?;
     Ok(Json(ArtifactView::new(a, url)))
 }
 
@@ -662,9 +678,11 @@ pub async fn list_run(
     State(app): State<AppState>,
     scope: Scope,
     Path(run_id): Path<String>,
+    Query(q): Query<TtlQuery>,
 ) -> ApiResult<Json<Manifest>> {
     let run = RunId::parse(&run_id)?;
-    let views = artifacts::manifest(&app, &scope, &run)
+    let ttl = ttl_of(&app, q.expires_in.as_deref())?;
+    let views = artifacts::manifest(&app, &scope, &run, ttl)
         .await?
         .into_iter()
         .map(|(a, url)| ArtifactView::new(a, url))
@@ -681,9 +699,11 @@ pub async fn cdn_cookies(
     State(app): State<AppState>,
     scope: Scope,
     Path(run_id): Path<String>,
+    Query(q): Query<TtlQuery>,
 ) -> ApiResult<Response> {
     let run = RunId::parse(&run_id)?;
-    let g = artifacts::run_grant(&app, &scope, &run).await?;
+    let ttl = ttl_of(&app, q.expires_in.as_deref())?;
+    let g = artifacts::run_grant(&app, &scope, &run, ttl).await?;
     let secure = app.cdn.base().starts_with("https://");
     let max_age = (g.expires_at - Utc::now()).num_seconds().max(0);
     let mut attrs = format!("Path={}; Max-Age={max_age}", g.path);

@@ -24,6 +24,19 @@ pub mod serve;
 pub mod trace;
 pub mod usage;
 
+/// A URL lifetime a request asks for (`expires_in`): whole seconds, 1 to 7 days; `None` (not a
+/// whole number) is refused like a number out of range.
+pub(crate) fn expires_in(secs: Option<u64>) -> Result<u64, ApiError> {
+    use crate::config::MAX_PRESIGN_TTL_SECS;
+    secs.filter(|n| (1..=MAX_PRESIGN_TTL_SECS).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_expires_in",
+                format!("expires_in must be an integer from 1 to {MAX_PRESIGN_TTL_SECS} seconds"),
+            )
+        })
+}
+
 /// JSON request bodies are small; uploads go through `/o/` or presigned URLs.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// Replay keyframes can be large; they are still parsed in memory, so bounded.

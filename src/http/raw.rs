@@ -14,7 +14,6 @@ use super::json::ApiJson;
 use crate::{
     app::AppState,
     auth::Scope,
-    config::MAX_PRESIGN_TTL_SECS,
     domain::{
         catalog_time,
         raw_assets::{self, Descriptive, PresignUpload, Presigned, Register},
@@ -235,16 +234,7 @@ pub async fn presign_download(
 ) -> ApiResult<Json<Value>> {
     let expires_in = match &body.expires_in {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| (1..=MAX_PRESIGN_TTL_SECS).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_expires_in",
-                        format!("expires_in must be an integer from 1 to {MAX_PRESIGN_TTL_SECS} seconds"),
-                    )
-                })?,
-        ),
+        Some(v) => Some(super::expires_in(v.as_u64())?),
     };
     let (url, expires_at) =
         raw_assets::presign_download(&app, &scope, asset_id(&body.asset_id)?, expires_in).await?;

@@ -26,6 +26,7 @@ mod invalidation;
 mod isolation;
 mod lifecycle;
 mod lifecycle_replicas;
+mod lifetimes;
 mod metering;
 mod metering_input;
 mod multipart;

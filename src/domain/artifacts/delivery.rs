@@ -13,18 +13,22 @@ fn filename_of(a: &artifact::Model) -> ApiResult<Filename> {
     Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))
 }
 
-fn ttl(app: &App) -> Duration {
-    Duration::seconds(app.config.presign_ttl_secs as i64)
+/// How long the URLs of an answer live: `CAIRN_PRESIGN_TTL_SECS`, unless the request says
+/// (`expires_in`, checked by the HTTP layer: 1 s to 7 days).
+pub fn url_ttl(app: &App, expires_in: Option<u64>) -> Duration {
+    Duration::seconds(expires_in.unwrap_or(app.config.presign_ttl_secs) as i64)
 }
 
 /// The URL of an available artifact stored at `key`: a public one's CDN URL; a private one's
-/// signed URL, taken from `grant` when it covers the key (no signing), else signed on its own.
+/// signed URL until `now + ttl`, taken from `grant` when it covers the key (no signing), else
+/// signed on its own.
 async fn item_url(
     app: &App,
     a: &artifact::Model,
     key: &ObjectKey,
     grant: Option<&PrefixGrant>,
     now: DateTime<Utc>,
+    ttl: Duration,
 ) -> ApiResult<String> {
     if visibility_of(a) == Visibility::Public {
         return Ok(app.cdn.object_url(key));
@@ -35,7 +39,7 @@ async fn item_url(
     }
     Ok(app
         .cdn
-        .private_url(&*app.store, key, &filename, now + ttl(app), now)
+        .private_url(&*app.store, key, &filename, now + ttl, now)
         .await?)
 }
 
@@ -43,6 +47,15 @@ async fn item_url(
 /// render-ref preview points at, or the object's delivery URL (public: the CDN URL; private: a
 /// signed URL that downloads under the artifact's own filename, also when its blob is shared).
 pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+    delivery_url_for(app, a, url_ttl(app, None)).await
+}
+
+/// [`delivery_url`], its signature valid for `ttl`.
+async fn delivery_url_for(
+    app: &App,
+    a: &artifact::Model,
+    ttl: Duration,
+) -> ApiResult<Option<String>> {
     if let Some(r) = &a.render_ref {
         return Ok(Some(r.clone()));
     }
@@ -51,13 +64,13 @@ pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
     }
     let key = catalog_key(&blob_of(app, a).await?.key)?;
     let now = catalog_time(Utc::now());
-    item_url(app, a, &key, None, now).await.map(Some)
+    item_url(app, a, &key, None, now, ttl).await.map(Some)
 }
 
-/// [`delivery_url`] for a read (`GET /artifacts/{id}`): a URL to the artifact's stored bytes
-/// counts as a download URL issued. URLs in answers to writes do not.
-pub async fn read_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
-    let url = delivery_url(app, a).await?;
+/// [`delivery_url`] for a read (`GET /artifacts/{id}`), valid for `ttl`: a URL to the
+/// artifact's stored bytes counts as a download URL issued. URLs in answers to writes do not.
+pub async fn read_url(app: &App, a: &artifact::Model, ttl: Duration) -> ApiResult<Option<String>> {
+    let url = delivery_url_for(app, a, ttl).await?;
     counted(app, a, url).await
 }
 
@@ -103,10 +116,11 @@ pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<St
         let url = app.cdn.download_url(&key, &filename_of(a)?);
         return counted(app, a, Some(url)).await;
     }
-    read_url(app, a).await
+    read_url(app, a, url_ttl(app, None)).await
 }
 
-/// The run's artifacts (not deleted) in creation order, each with its delivery URL. With
+/// The run's artifacts (not deleted or expired) in creation order, each with its delivery URL,
+/// signed for `ttl`. With
 /// CloudFront keys, one custom policy for the run's prefix is signed (only when the run has a
 /// private item there to deliver) and reused for every private URL it covers; an item that
 /// shares another run's or a raw asset's object gets a URL signed for that object alone.
@@ -114,12 +128,13 @@ pub async fn manifest(
     app: &App,
     scope: &Scope,
     run: &RunId,
+    ttl: Duration,
 ) -> ApiResult<Vec<(artifact::Model, Option<String>)>> {
     let items = artifact::Entity::find()
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(artifact::Column::RunId.eq(run.as_str()))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .filter(visible(Utc::now()))
         .order_by_asc(artifact::Column::ArtifactId)
         .all(&app.db)
         .await?;
@@ -163,7 +178,7 @@ pub async fn manifest(
         });
     let grant = if needs_grant {
         app.cdn
-            .sign_prefix(&own, now + ttl(app), now)
+            .sign_prefix(&own, now + ttl, now)
             .map_err(crate::cdn::DeliveryError::from)?
     } else {
         None
@@ -180,7 +195,7 @@ pub async fn manifest(
                 .ok_or_else(|| ApiError::internal("artifact without blob"))?;
             count += 1;
             bytes += a.size_bytes;
-            Some(item_url(app, &a, key, grant.as_ref(), now).await?)
+            Some(item_url(app, &a, key, grant.as_ref(), now, ttl).await?)
         } else {
             None
         };
@@ -226,14 +241,19 @@ pub struct RunGrant {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The run's CloudFront grant (one signing operation). 404 when the run has no artifacts in the
-/// caller's tenant and env; 409 without CloudFront keys.
-pub async fn run_grant(app: &App, scope: &Scope, run: &RunId) -> ApiResult<RunGrant> {
+/// The run's CloudFront grant until `now + ttl` (one signing operation). 404 when the run has
+/// no visible artifacts in the caller's tenant and env; 409 without CloudFront keys.
+pub async fn run_grant(
+    app: &App,
+    scope: &Scope,
+    run: &RunId,
+    ttl: Duration,
+) -> ApiResult<RunGrant> {
     let exists = artifact::Entity::find()
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(artifact::Column::RunId.eq(run.as_str()))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .filter(visible(Utc::now()))
         .one(&app.db)
         .await?
         .is_some();
@@ -241,7 +261,7 @@ pub async fn run_grant(app: &App, scope: &Scope, run: &RunId) -> ApiResult<RunGr
         return Err(ApiError::not_found());
     }
     let now = catalog_time(Utc::now());
-    let expires_at = now + ttl(app);
+    let expires_at = now + ttl;
     let prefix = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
     let grant = app
         .cdn

@@ -123,7 +123,7 @@ pub async fn lineage_chain(
             .filter(artifact::Column::ArtifactId.is_in(level.clone()))
             .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
             .filter(artifact::Column::Env.eq(scope.env.as_str()))
-            .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+            .filter(super::visible(chrono::Utc::now()))
             .all(&app.db)
             .await?;
         for r in raw_asset::Entity::find()

@@ -7,7 +7,7 @@
 //! [`Changes`].
 use chrono::{DateTime, Utc};
 use entity::{artifact, blob, raw_asset};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
 pub use delivery::{
     count_served, delivery_url, download_url, is_own_disposition, manifest, read_url, run_grant,
-    RunGrant,
+    url_ttl, RunGrant,
 };
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
 pub(crate) use settle::ev;
@@ -110,12 +110,26 @@ pub(crate) fn artifact_event<'a>(
     e
 }
 
-/// The artifact in the caller's tenant and env, unless deleted. Anything else is "not found".
+/// Artifacts a reader can see at `now`: not deleted, and not past their `expires_at`. An expired
+/// artifact is gone for readers the moment it expires (as if deleted: 404, no URL, left out of
+/// manifests and lineage); the lifecycle sweep deletes it later.
+pub(crate) fn visible(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .add(
+            Condition::any()
+                .add(artifact::Column::ExpiresAt.is_null())
+                .add(artifact::Column::ExpiresAt.gt(crate::domain::catalog_time(now))),
+        )
+}
+
+/// The artifact in the caller's tenant and env, unless deleted or expired. Anything else is
+/// "not found".
 pub async fn get(app: &App, scope: &Scope, id: Uuid) -> ApiResult<artifact::Model> {
     artifact::Entity::find_by_id(id)
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .filter(visible(Utc::now()))
         .one(&app.db)
         .await?
         .ok_or_else(ApiError::not_found)
@@ -160,7 +174,7 @@ async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> 
         .filter(artifact::Column::ArtifactId.is_in(ids.iter().copied()))
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
-        .filter(artifact::Column::Status.ne(artifact::STATUS_DELETED))
+        .filter(visible(Utc::now()))
         .all(&app.db)
         .await?
         .into_iter()
