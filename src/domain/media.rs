@@ -114,6 +114,52 @@ impl Visibility {
     }
 }
 
+/// Spellings real tools use for the types the kinds allow, and the type each means. An artifact
+/// declared with one is stored under the canonical name.
+const ALIASES: &[(&str, &str)] = &[
+    ("image/jpg", "image/jpeg"),
+    ("image/pjpeg", "image/jpeg"),
+    ("image/x-png", "image/png"),
+    ("audio/mp3", "audio/mpeg"),
+    ("audio/x-mp3", "audio/mpeg"),
+    ("audio/mpeg3", "audio/mpeg"),
+    ("audio/x-mpeg", "audio/mpeg"),
+    ("audio/x-wav", "audio/wav"),
+    ("audio/wave", "audio/wav"),
+    ("audio/vnd.wave", "audio/wav"),
+    ("audio/x-ogg", "audio/ogg"),
+    ("video/x-m4v", "video/mp4"),
+    ("video/m4v", "video/mp4"),
+    ("application/x-zip-compressed", "application/zip"),
+    ("application/x-zip", "application/zip"),
+];
+
+/// `ct` under its canonical name when it is an alias (`image/jpg` → `image/jpeg`), with its
+/// parameters; otherwise `ct` itself.
+pub fn canonical(ct: ContentType) -> ContentType {
+    let Some((_, canon)) = ALIASES.iter().find(|(alias, _)| *alias == ct.essence()) else {
+        return ct;
+    };
+    let params = ct.as_str().split_once(';').map(|(_, p)| p);
+    let spelled = match params {
+        Some(p) => format!("{canon};{p}"),
+        None => (*canon).to_owned(),
+    };
+    ContentType::parse(&spelled).unwrap_or(ct)
+}
+
+/// The image type a file name's extension says (`.png`, `.jpg`/`.jpeg`, `.webp`, `.gif`).
+pub fn image_type_of(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => Some("image/png"),
+        "jpg" | "jpeg" => Some("image/jpeg"),
+        "webp" => Some("image/webp"),
+        "gif" => Some("image/gif"),
+        _ => None,
+    }
+}
+
 /// How many leading bytes [`sniff`] needs.
 pub const SNIFF_LEN: usize = 16;
 
@@ -168,6 +214,43 @@ mod tests {
         assert_eq!(e.code, "unsupported_content_type");
         assert!(Kind::Preview.check_content_type(&ct("video/mp4")).is_err());
         assert_eq!(Kind::parse("Image").unwrap_err().code, "invalid_kind");
+    }
+
+    #[test]
+    fn aliases_are_stored_under_their_canonical_names() {
+        for (alias, canon) in [
+            ("image/jpg", "image/jpeg"),
+            ("Image/JPG", "image/jpeg"),
+            ("audio/mp3", "audio/mpeg"),
+            ("audio/x-wav", "audio/wav"),
+            ("audio/wave", "audio/wav"),
+            ("audio/vnd.wave", "audio/wav"),
+            ("video/x-m4v", "video/mp4"),
+            ("image/png", "image/png"),
+            (
+                "application/json; charset=utf-8",
+                "application/json; charset=utf-8",
+            ),
+            ("audio/mp3; rate=44100", "audio/mpeg; rate=44100"),
+        ] {
+            assert_eq!(canonical(ct(alias)).as_str(), canon, "{alias}");
+        }
+        for (kind, alias) in [
+            (Kind::Image, "image/jpg"),
+            (Kind::Audio, "audio/mp3"),
+            (Kind::Audio, "audio/x-wav"),
+            (Kind::Video, "video/x-m4v"),
+            (Kind::Bundle, "application/x-zip-compressed"),
+        ] {
+            assert!(
+                kind.check_content_type(&canonical(ct(alias))).is_ok(),
+                "{alias}"
+            );
+        }
+        assert_eq!(image_type_of("frame-0001.PNG"), Some("image/png"));
+        assert_eq!(image_type_of("a.jpeg"), Some("image/jpeg"));
+        assert_eq!(image_type_of("render"), None);
+        assert_eq!(image_type_of("a.svg"), None);
     }
 
     #[test]

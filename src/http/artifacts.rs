@@ -22,7 +22,7 @@ use crate::{
     auth::Scope,
     domain::{
         artifacts::{self, Lineage, LineageNode, NewArtifact},
-        media::{Kind, Visibility},
+        media::{self, Kind, Visibility},
         ContentType, Filename, RunId, Sha256, SizeBytes,
     },
     error::{ApiError, ApiResult},
@@ -108,8 +108,16 @@ pub struct LineageBody {
 
 const MAX_DERIVED_FROM: usize = 64;
 
-fn lineage(body: Option<LineageBody>) -> ApiResult<Lineage> {
-    let b = body.unwrap_or_default();
+/// The lineage of a new artifact; `actor_id` defaults to the caller (the token's `sub`) when the
+/// request names none and the `sub` is a valid lineage value.
+fn lineage(body: Option<LineageBody>, scope: &Scope) -> ApiResult<Lineage> {
+    let mut b = body.unwrap_or_default();
+    if b.actor_id.is_none() {
+        let sub = &scope.user;
+        if !sub.is_empty() && sub.len() <= 255 && !sub.chars().any(char::is_control) {
+            b.actor_id = Some(sub.clone());
+        }
+    }
     let bad = |what: &str| ApiError::bad_request("invalid_lineage", format!("lineage.{what}"));
     let text = |v: Option<String>, name: &str| -> ApiResult<Option<String>> {
         match v {
@@ -198,11 +206,11 @@ pub async fn create(
         run_id: RunId::parse(&b.run_id)?,
         kind: Kind::parse(&b.kind)?,
         filename: Filename::parse(&b.filename)?,
-        content_type: ContentType::parse(&b.content_type)?,
+        content_type: media::canonical(ContentType::parse(&b.content_type)?),
         size: SizeBytes::parse(&b.size_bytes, app.config.max_upload_bytes)?,
         sha256: b.sha256.as_deref().map(Sha256::parse).transpose()?,
         visibility: visibility(b.visibility.as_deref())?,
-        lineage: lineage(b.lineage)?,
+        lineage: lineage(b.lineage, &scope)?,
         expires_at: expires_at(b.expires_at),
         method: match b.method.as_deref() {
             None | Some("PUT") => UploadMethod::Put,
@@ -221,13 +229,83 @@ pub async fn create(
     Ok(created(view, upload))
 }
 
-#[derive(Deserialize)]
-pub struct PreviewQuery {
+/// The query of a binary preview: its facts and lineage (`derived_from` may repeat). Any other
+/// parameter, or one given twice, is refused rather than dropped.
+#[derive(Default)]
+struct PreviewQuery {
     run_id: Option<String>,
     filename: Option<String>,
     visibility: Option<String>,
     sha256: Option<String>,
+    expires_at: Option<String>,
+    lineage: LineageBody,
 }
+
+impl PreviewQuery {
+    fn parse(pairs: Vec<(String, String)>) -> ApiResult<Self> {
+        let bad = |why: String| ApiError::bad_request("invalid_request", why);
+        let mut q = Self::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in pairs {
+            if name != "derived_from" && !seen.insert(name.clone()) {
+                return Err(bad(format!("the query gives `{name}` twice")));
+            }
+            let l = &mut q.lineage;
+            match name.as_str() {
+                "run_id" => q.run_id = Some(value),
+                "filename" => q.filename = Some(value),
+                "visibility" => q.visibility = Some(value),
+                "sha256" => q.sha256 = Some(value),
+                "expires_at" => q.expires_at = Some(value),
+                "workspace_id" => l.workspace_id = Some(value),
+                "project_id" => l.project_id = Some(value),
+                "canvas_id" => l.canvas_id = Some(value),
+                "correlation_id" => l.correlation_id = Some(value),
+                "actor_id" => l.actor_id = Some(value),
+                // Checked with the rest of the lineage: a non-negative integer.
+                "rev" => {
+                    l.rev = Some(
+                        value
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or(Value::String(value)),
+                    )
+                }
+                "derived_from" => l
+                    .derived_from
+                    .get_or_insert_with(Vec::new)
+                    .push(Value::String(value)),
+                other => {
+                    return Err(bad(format!(
+                        "unknown query parameter `{other}`; a binary preview takes run_id, \
+                         filename, visibility, sha256, expires_at and the lineage fields"
+                    )))
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    fn expires_at(&self) -> ApiResult<Option<DateTime<Utc>>> {
+        self.expires_at
+            .as_deref()
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| {
+                        ApiError::bad_request(
+                            "invalid_expires_at",
+                            "expires_at must be an RFC 3339 time",
+                        )
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// The largest binary preview sent without `Content-Length` (chunked): it is read whole
+/// before it is stored, so it is bounded well below `CAIRN_MAX_UPLOAD_BYTES`.
+pub const MAX_CHUNKED_PREVIEW_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Deserialize)]
 pub struct RenderRefBody {
@@ -239,12 +317,13 @@ pub struct RenderRefBody {
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// `POST /artifacts/preview`: the image bytes as the body (with their `Content-Type` and
-/// `?run_id=..&filename=..`), or JSON `{run_id, uri}` naming a render elsewhere.
+/// `POST /artifacts/preview`: the image bytes as the body (with their `Content-Type`, and
+/// `?run_id=..&filename=..` plus optional `visibility`, `sha256`, `expires_at` and lineage
+/// fields), or JSON `{run_id, uri}` naming a render elsewhere.
 pub async fn preview(
     State(app): State<AppState>,
     scope: Scope,
-    Query(q): Query<PreviewQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -259,60 +338,124 @@ pub async fn preview(
                 "send the image with its Content-Type, or JSON {run_id, uri}",
             )
         })?;
-    let ct = ContentType::parse(ct)?;
+    let ct = media::canonical(ContentType::parse(ct)?);
     if ct.essence() == "application/json" {
-        let bytes = axum::body::to_bytes(body, super::JSON_BODY_LIMIT)
-            .await
-            .map_err(|e| {
-                if crate::storage::is_timeout(&e) {
-                    ApiError::body_timeout(e.to_string())
-                } else {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the request body is too large",
-                    )
-                }
-            })?;
-        let b: RenderRefBody = super::json::parse(&bytes)?;
-        let req = NewArtifact {
-            run_id: RunId::parse(&b.run_id)?,
-            kind: Kind::Preview,
-            filename: Filename::parse(b.filename.as_deref().unwrap_or("preview"))?,
-            content_type: ContentType::parse("text/uri-list")?,
-            size: SizeBytes::new_unchecked(0),
-            sha256: None,
-            visibility: visibility(b.visibility.as_deref())?,
-            lineage: lineage(b.lineage)?,
-            expires_at: expires_at(b.expires_at),
-            method: UploadMethod::Put,
-        };
-        let a = artifacts::create_render_ref(&app, &scope, req, render_ref(b.uri)?).await?;
-        let view = ArtifactView::with_url(&app, a).await?;
-        return Ok(created(view, Value::Null));
+        if let Some((name, _)) = pairs.first() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("unknown query parameter `{name}`: a render reference is all JSON"),
+            ));
+        }
+        return render_ref_preview(app, scope, body).await;
     }
+    let q = PreviewQuery::parse(pairs)?;
     let missing = |name: &str| {
         ApiError::bad_request(
             "invalid_request",
             format!("a binary preview needs ?{name}="),
         )
     };
-    let size = content_length(&headers, app.config.max_upload_bytes)?;
+    let run_id = RunId::parse(q.run_id.as_deref().ok_or_else(|| missing("run_id"))?)?;
+    let filename = Filename::parse(q.filename.as_deref().ok_or_else(|| missing("filename"))?)?;
+    let expires = q.expires_at()?;
+    let (size, stream) = match declared_length(&headers)? {
+        Some(n) if n > app.config.max_upload_bytes => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "size_too_large",
+                format!(
+                    "the body of {n} bytes exceeds the limit of {} bytes",
+                    app.config.max_upload_bytes
+                ),
+            ))
+        }
+        Some(n) => (n, body_stream(body)),
+        // Chunked: read whole (bounded), then stored like any other.
+        None => {
+            let limit = MAX_CHUNKED_PREVIEW_BYTES.min(app.config.max_upload_bytes as usize);
+            let bytes = read_bounded(body, limit).await?;
+            (bytes.len() as u64, bytes_stream(bytes.to_vec()))
+        }
+    };
     let req = NewArtifact {
-        run_id: RunId::parse(q.run_id.as_deref().ok_or_else(|| missing("run_id"))?)?,
+        run_id,
         kind: Kind::Preview,
-        filename: Filename::parse(q.filename.as_deref().ok_or_else(|| missing("filename"))?)?,
+        filename,
         content_type: ct,
-        size,
+        size: SizeBytes::new_unchecked(size),
         sha256: q.sha256.as_deref().map(Sha256::parse).transpose()?,
         visibility: visibility(q.visibility.as_deref())?,
-        lineage: Lineage::default(),
-        expires_at: None,
+        lineage: lineage(Some(q.lineage), &scope)?,
+        expires_at: expires_at(expires),
         method: UploadMethod::Put,
     };
-    let a = artifacts::create_with_body(&app, &scope, req, body_stream(body)).await?;
+    let a = artifacts::create_with_body(&app, &scope, req, stream).await?;
     let view = ArtifactView::with_url(&app, a).await?;
     Ok(created(view, Value::Null))
+}
+
+/// A preview that names a render elsewhere (`{run_id, uri, ...}`): its filename is the URI's
+/// last path segment and its type the image type that segment's extension says, when they can
+/// be told (else `preview` and `text/uri-list`), unless the request names a filename.
+async fn render_ref_preview(app: AppState, scope: Scope, body: Body) -> ApiResult<Response> {
+    let bytes = read_bounded(body, super::JSON_BODY_LIMIT).await?;
+    let b: RenderRefBody = super::json::parse(&bytes)?;
+    let uri = render_ref(b.uri)?;
+    let from_uri = uri_filename(&uri);
+    let filename = match (&b.filename, &from_uri) {
+        (Some(given), _) => Filename::parse(given)?,
+        (None, Some(derived)) => derived.clone(),
+        (None, None) => Filename::parse("preview")?,
+    };
+    let content_type = media::image_type_of(filename.as_str())
+        .or_else(|| {
+            from_uri
+                .as_ref()
+                .and_then(|f| media::image_type_of(f.as_str()))
+        })
+        .unwrap_or("text/uri-list");
+    let req = NewArtifact {
+        run_id: RunId::parse(&b.run_id)?,
+        kind: Kind::Preview,
+        filename,
+        content_type: ContentType::parse(content_type)?,
+        size: SizeBytes::new_unchecked(0),
+        sha256: None,
+        visibility: visibility(b.visibility.as_deref())?,
+        lineage: lineage(b.lineage, &scope)?,
+        expires_at: expires_at(b.expires_at),
+        method: UploadMethod::Put,
+    };
+    let a = artifacts::create_render_ref(&app, &scope, req, uri).await?;
+    let view = ArtifactView::with_url(&app, a).await?;
+    Ok(created(view, Value::Null))
+}
+
+/// The last path segment of a render URI, percent-decoded, when it is a valid filename.
+fn uri_filename(uri: &str) -> Option<Filename> {
+    let path = uri.split(['?', '#']).next()?;
+    let (_, after_scheme) = path.split_once("://")?;
+    let (_, path) = after_scheme.split_once('/')?;
+    let last = path.rsplit('/').next()?;
+    let decoded = percent_encoding::percent_decode_str(last)
+        .decode_utf8()
+        .ok()?;
+    Filename::parse(&decoded).ok()
+}
+
+/// The whole body, refused past `limit` (413) or when it arrives too slowly (408).
+async fn read_bounded(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::storage::is_timeout(&e) {
+            ApiError::body_timeout(e.to_string())
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        }
+    })
 }
 
 /// A render reference: an `https://`, `http://` or `s3://` URI of at most 2048 bytes.
@@ -332,26 +475,17 @@ fn render_ref(uri: String) -> ApiResult<String> {
     }
 }
 
-fn content_length(headers: &HeaderMap, max: u64) -> ApiResult<SizeBytes> {
-    let n: u64 = headers
+/// `Content-Length` when the request sends one (a chunked body has none).
+fn declared_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::LENGTH_REQUIRED,
-                "length_required",
-                "send Content-Length",
-            )
-        })?;
-    if n > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "size_too_large",
-            format!("the body of {n} bytes exceeds the limit of {max} bytes"),
-        ));
-    }
-    Ok(SizeBytes::new_unchecked(n))
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_request", "bad Content-Length"))
+        })
+        .transpose()
 }
 
 fn body_stream(body: Body) -> BodyStream {
@@ -449,6 +583,7 @@ pub async fn replay(
     let size = pieces.iter().map(|p| p.len() as u64).sum();
     let req = json_artifact(
         &app,
+        &scope,
         &b.run_id,
         Kind::Replay,
         b.filename.as_deref().unwrap_or("replay.json"),
@@ -491,6 +626,7 @@ pub async fn audit(
     let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
     let req = json_artifact(
         &app,
+        &scope,
         &b.run_id,
         Kind::Audit,
         b.filename.as_deref().unwrap_or("audit.json"),
@@ -507,6 +643,7 @@ pub async fn audit(
 #[allow(clippy::too_many_arguments)]
 fn json_artifact(
     app: &AppState,
+    scope: &Scope,
     run_id: &str,
     kind: Kind,
     filename: &str,
@@ -530,7 +667,7 @@ fn json_artifact(
         size: SizeBytes::new_unchecked(size),
         sha256: None,
         visibility: visibility(vis)?,
-        lineage: lineage(lin)?,
+        lineage: lineage(lin, scope)?,
         expires_at: expires_at(exp),
         method: UploadMethod::Put,
     })

@@ -37,3 +37,4 @@ mod raw_flow;
 mod store_faults;
 mod strangers;
 mod temp_files;
+mod tool_inputs;
