@@ -1,5 +1,5 @@
 //! The dataset event log: one append-only row per state change, written in the same transaction
-//! as the change itself.
+//! as the change itself; [`read`] pages through it.
 use chrono::{DateTime, Utc};
 use entity::dataset_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::Scope;
+
+pub mod read;
 
 /// Event types.
 pub mod kind {

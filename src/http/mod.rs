@@ -14,6 +14,7 @@ pub mod artifacts;
 pub mod body_timeout;
 pub mod cdn;
 mod cors;
+pub mod events;
 pub mod health;
 pub mod json;
 pub mod metrics;
@@ -47,7 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/presign-upload", post(raw::presign_upload))
         .route("/register", post(raw::register))
         .route("/presign-download", post(raw::presign_download))
-        .route("/{asset_id}", get(raw::get));
+        .route("/{asset_id}", get(raw::get))
+        .route("/{asset_id}/events", get(events::of_raw_asset));
     let json_api = Router::new()
         .route("/artifacts", post(artifacts::create))
         .route("/artifacts/audit", post(artifacts::audit))
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts/{id}/complete", post(artifacts::complete))
         .route("/artifacts/{id}/legal-hold", put(artifacts::legal_hold))
         .route("/artifacts/{id}/lineage", get(artifacts::lineage_chain))
+        .route("/artifacts/{id}/events", get(events::of_artifact))
+        .route("/events", get(events::list))
         .route("/runs/{run_id}/artifacts", get(artifacts::list_run))
         .route("/runs/{run_id}/cdn-cookies", post(artifacts::cdn_cookies))
         .route(

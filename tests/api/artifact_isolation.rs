@@ -52,6 +52,8 @@ enum Route {
     GetContent,
     Lineage,
     Manifest,
+    Events,
+    EventLog,
     Create,
     Replay,
     Audit,
@@ -63,12 +65,14 @@ enum Route {
     Delete,
 }
 
-const ROUTES: [Route; 13] = [
+const ROUTES: [Route; 15] = [
     Route::Get,
     Route::Wait,
     Route::GetContent,
     Route::Lineage,
     Route::Manifest,
+    Route::Events,
+    Route::EventLog,
     Route::Create,
     Route::Replay,
     Route::Audit,
@@ -83,7 +87,13 @@ impl Route {
     fn writes(self) -> bool {
         !matches!(
             self,
-            Route::Get | Route::Wait | Route::GetContent | Route::Lineage | Route::Manifest
+            Route::Get
+                | Route::Wait
+                | Route::GetContent
+                | Route::Lineage
+                | Route::Manifest
+                | Route::Events
+                | Route::EventLog
         )
     }
 
@@ -95,7 +105,7 @@ impl Route {
     }
 
     fn takes_id(self) -> bool {
-        !self.creates() && self != Route::Manifest
+        !self.creates() && self != Route::Manifest && self != Route::EventLog
     }
 }
 
@@ -108,6 +118,8 @@ async fn call_on(app: &TestApp, who: &Caller, route: Route, id: &str, lineage: V
         Route::GetContent => app.get(who, &format!("/artifacts/{id}/content")).await,
         Route::Lineage => app.get(who, &format!("/artifacts/{id}/lineage")).await,
         Route::Manifest => app.get(who, &format!("/runs/{RUN}/artifacts")).await,
+        Route::Events => app.get(who, &format!("/artifacts/{id}/events")).await,
+        Route::EventLog => app.get(who, "/events").await,
         Route::Create => {
             app.post(
                 who,
@@ -226,6 +238,36 @@ async fn check_success(res: Response, who: &Caller, route: Route, f: &Fixture, c
             assert_eq!(status, StatusCode::OK, "{ctx}");
             let v: Value = res.json().await.unwrap();
             assert_eq!(v["artifact"]["artifact_id"], f.available.as_str(), "{ctx}");
+        }
+        Route::Events => {
+            assert_eq!(status, StatusCode::OK, "{ctx}");
+            let v: Value = res.json().await.unwrap();
+            let events = v["events"].as_array().unwrap();
+            assert!(!events.is_empty(), "{ctx}");
+            assert!(
+                events
+                    .iter()
+                    .all(|e| e["subject_id"] == f.available.as_str()),
+                "{ctx}"
+            );
+        }
+        Route::EventLog => {
+            // Whoever reads the log sees their own scope's events, never another's.
+            assert_eq!(status, StatusCode::OK, "{ctx}");
+            let v: Value = res.json().await.unwrap();
+            let events = v["events"].as_array().unwrap();
+            for e in events {
+                assert_eq!(e["tenant_id"].as_str(), who.tenant.as_deref(), "{ctx}");
+                assert_eq!(e["env"].as_str(), who.env.as_deref(), "{ctx}");
+            }
+            if who.tenant.as_deref() == Some("acme") && who.env.as_deref() == Some("dev") {
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e["subject_id"] == f.available.as_str()),
+                    "{ctx}: acme's own events missing"
+                );
+            }
         }
         Route::Manifest => {
             assert_eq!(status, StatusCode::OK, "{ctx}");

@@ -48,10 +48,12 @@ enum Route {
     LegalHold,
     Lineage,
     Manifest,
+    Events,
+    EventLog,
     Delete,
 }
 
-const ROUTES: [Route; 13] = [
+const ROUTES: [Route; 15] = [
     Route::Create,
     Route::Replay,
     Route::Audit,
@@ -64,6 +66,8 @@ const ROUTES: [Route; 13] = [
     Route::LegalHold,
     Route::Lineage,
     Route::Manifest,
+    Route::Events,
+    Route::EventLog,
     Route::Delete,
 ];
 
@@ -71,14 +75,25 @@ impl Route {
     fn writes(self) -> bool {
         !matches!(
             self,
-            Route::Get | Route::Wait | Route::GetContent | Route::Lineage | Route::Manifest
+            Route::Get
+                | Route::Wait
+                | Route::GetContent
+                | Route::Lineage
+                | Route::Manifest
+                | Route::Events
+                | Route::EventLog
         )
     }
     /// Routes that name an existing artifact by id.
     fn takes_id(self) -> bool {
         !matches!(
             self,
-            Route::Create | Route::Replay | Route::Audit | Route::RenderRef | Route::Manifest
+            Route::Create
+                | Route::Replay
+                | Route::Audit
+                | Route::RenderRef
+                | Route::Manifest
+                | Route::EventLog
         )
     }
 }
@@ -127,6 +142,8 @@ async fn call(app: &TestApp, who: &Caller, route: Route, f: &Fixture) -> reqwest
         }
         Route::Lineage => app.get(who, &format!("/artifacts/{a}/lineage")).await,
         Route::Manifest => app.get(who, "/runs/r1/artifacts").await,
+        Route::Events => app.get(who, &format!("/artifacts/{a}/events")).await,
+        Route::EventLog => app.get(who, "/events").await,
         Route::Delete => app
             .request(who, Method::DELETE, &format!("/artifacts/{a}"))
             .send()
@@ -194,6 +211,14 @@ async fn artifact_isolation_matrix() {
                         .collect();
                     let own = name.starts_with("viewer") || name.starts_with("member");
                     assert_eq!(ids.contains(&f.available.as_str()), own, "{name}: {body}");
+                }
+                if route == Route::EventLog {
+                    // Every caller reads its own scope's log, never acme's in dev.
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    for e in v["events"].as_array().unwrap() {
+                        assert_eq!(e["tenant_id"].as_str(), who.tenant.as_deref(), "{name}");
+                        assert_eq!(e["env"].as_str(), who.env.as_deref(), "{name}");
+                    }
                 }
                 continue;
             }

@@ -486,6 +486,8 @@ async fn scope_headers_and_tokens_are_checked() {
             .get(&who, &format!("/storage/raw/{}", uuid::Uuid::now_v7()))
             .await;
         assert_eq!(res.status(), status, "{name} (read)");
+        // And the event log.
+        problem(app.get(&who, "/events").await, status, code).await;
     }
     let basic = app
         .client

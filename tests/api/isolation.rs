@@ -35,13 +35,15 @@ enum Route {
     Register,
     Get,
     PresignDownload,
+    Events,
 }
 
-const ROUTES: [Route; 4] = [
+const ROUTES: [Route; 5] = [
     Route::PresignUpload,
     Route::Register,
     Route::Get,
     Route::PresignDownload,
+    Route::Events,
 ];
 
 impl Route {
@@ -79,6 +81,10 @@ async fn call(
             .await
         }
         Route::Get => app.get(who, &format!("{prefix}/{}", f.registered)).await,
+        Route::Events => {
+            app.get(who, &format!("{prefix}/{}/events", f.registered))
+                .await
+        }
         Route::PresignDownload => {
             app.post(who, &format!("{prefix}/presign-download"), &json!({"asset_id": f.registered}))
                 .await

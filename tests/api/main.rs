@@ -21,6 +21,7 @@ mod cors;
 mod dashboard;
 mod dedup;
 mod delivery;
+mod events;
 mod hostile_bodies;
 mod invalidation;
 mod isolation;
