@@ -87,7 +87,7 @@ async fn main() {
     for _ in 0..N {
         std::hint::black_box(
             store
-                .presign_download(&key, &filename, expires)
+                .presign_download(&key, &filename, true, expires)
                 .await
                 .unwrap(),
         );
@@ -281,9 +281,14 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
         let key =
             ObjectKey::parse("tenants/acme/dev/runs/x/image/0192f0a0-aaaa/frame-0001.png").unwrap();
         let name = Filename::parse("frame-0001.png").unwrap();
+        let d = cairn::cdn::Download {
+            filename: &name,
+            content_type: "image/png",
+            attachment: false,
+        };
         let t = Instant::now();
         for _ in 0..ITEMS {
-            std::hint::black_box(grant.url(cdn, &key, &name));
+            std::hint::black_box(grant.url(cdn, &key, &d));
         }
         println!(
             "  (building {ITEMS} URLs from one signed policy: {:.2} ms)",

@@ -232,9 +232,12 @@ impl<S: ObjectStore> ObjectStore for Timed<S> {
         &self,
         key: &ObjectKey,
         filename: &Filename,
+        inline: bool,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        self.inner.presign_download(key, filename, expires_at).await
+        self.inner
+            .presign_download(key, filename, inline, expires_at)
+            .await
     }
 
     async fn presign_get(

@@ -14,7 +14,7 @@ use crate::{
     config::{CdnConfig, CdnSigning},
     domain::{Filename, ObjectKey},
     storage::{
-        content_disposition,
+        content_disposition, shows_inline,
         sigv4::{key_path, uri_encode},
         ObjectStore, StoreError,
     },
@@ -22,6 +22,25 @@ use crate::{
 
 /// The query parameter that names the download (S3's response header override).
 pub const DISPOSITION_PARAM: &str = "response-content-disposition";
+
+/// What a download URL names: the item's own filename and type, and whether the caller asked
+/// to save it (`attachment`) rather than view it. Passive types show `inline`; active ones too
+/// where they are served sandboxed (the CDN, Cairn's own endpoints), else as attachments
+/// ([`shows_inline`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Download<'a> {
+    pub filename: &'a Filename,
+    pub content_type: &'a str,
+    pub attachment: bool,
+}
+
+impl Download<'_> {
+    /// The `Content-Disposition` the download is answered with when served `sandboxed`.
+    pub fn disposition(&self, sandboxed: bool) -> String {
+        let inline = shows_inline(self.content_type, sandboxed, self.attachment);
+        content_disposition(self.filename.as_str(), inline)
+    }
+}
 
 /// Delivery settings and the CloudFront signer, built once at start-up.
 pub struct Cdn {
@@ -100,12 +119,13 @@ impl Cdn {
         format!("{}/{}", self.base, key.url_path())
     }
 
-    /// The object's URL naming the download `filename`.
-    pub fn download_url(&self, key: &ObjectKey, filename: &Filename) -> String {
+    /// The object's URL naming the download: the CDN (CloudFront's response headers policy in
+    /// infra/, or Cairn's own `/cdn/`) serves it sandboxed.
+    pub fn download_url(&self, key: &ObjectKey, d: &Download<'_>) -> String {
         format!(
             "{}?{DISPOSITION_PARAM}={}",
             self.object_url(key),
-            uri_encode(&content_disposition(filename.as_str()))
+            uri_encode(&d.disposition(true))
         )
     }
 
@@ -151,17 +171,22 @@ impl Cdn {
         &self,
         store: &dyn ObjectStore,
         key: &ObjectKey,
-        filename: &Filename,
+        d: &Download<'_>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<String, DeliveryError> {
         match &self.signer {
             Some(signer) => {
-                let url = self.download_url(key, filename);
+                let url = self.download_url(key, d);
                 let signed = signer.sign_canned(&url, expires_at.timestamp(), now)?;
                 Ok(signed.apply(&url))
             }
-            None => Ok(store.presign_download(key, filename, expires_at).await?),
+            None => {
+                let inline = shows_inline(d.content_type, store.serves_safely(), d.attachment);
+                Ok(store
+                    .presign_download(key, d.filename, inline, expires_at)
+                    .await?)
+            }
         }
     }
 }
@@ -182,9 +207,9 @@ impl PrefixGrant {
     }
 
     /// A signed download URL for a covered key; no signing happens here.
-    pub fn url(&self, cdn: &Cdn, key: &ObjectKey, filename: &Filename) -> String {
+    pub fn url(&self, cdn: &Cdn, key: &ObjectKey, d: &Download<'_>) -> String {
         // A download URL always has a query (the disposition): the grant's follows with `&`.
-        let mut url = cdn.download_url(key, filename);
+        let mut url = cdn.download_url(key, d);
         url.reserve(self.query.len() + 1);
         url.push('&');
         url.push_str(&self.query);
@@ -251,12 +276,33 @@ mod tests {
             "/tenants/acme/dev/runs/r.1/"
         );
         let name = Filename::parse("a b+c.png").unwrap();
+        let view = Download {
+            filename: &name,
+            content_type: "image/png",
+            attachment: false,
+        };
         assert_eq!(
-            cdn.download_url(&key, &name),
+            cdn.download_url(&key, &view),
             "https://cdn.example.com/public/tenants/acme/dev/runs/r.1/image/id/a%20b%2Bc.png\
-             ?response-content-disposition=attachment%3B%20filename%3D%22a%20b%2Bc.png%22%3B%20\
+             ?response-content-disposition=inline%3B%20filename%3D%22a%20b%2Bc.png%22%3B%20\
              filename%2A%3DUTF-8%27%27a%2520b%2Bc.png"
         );
+        // Asked to save, or active content: an attachment; active content the CDN sandboxes
+        // shows inline.
+        let save = Download {
+            attachment: true,
+            ..view
+        };
+        assert!(cdn
+            .download_url(&key, &save)
+            .contains("?response-content-disposition=attachment%3B"));
+        let page = Download {
+            content_type: "text/html",
+            ..view
+        };
+        assert!(cdn
+            .download_url(&key, &page)
+            .contains("?response-content-disposition=inline%3B"));
         assert_eq!(
             cdn.prefix_resource("tenants/acme/dev/runs/r.1/"),
             "https://cdn.example.com/tenants/acme/dev/runs/r.1/*"
@@ -305,7 +351,12 @@ mod tests {
         assert!(grant.covers(&inside));
         assert!(!grant.covers(&sibling), "r1/ must not cover r10/");
         let name = Filename::parse("a.png").unwrap();
-        let url = grant.url(&cdn, &inside, &name);
+        let d = Download {
+            filename: &name,
+            content_type: "image/png",
+            attachment: false,
+        };
+        let url = grant.url(&cdn, &inside, &d);
         assert!(url.starts_with("http://h/cdn/tenants/acme/dev/runs/r1/image/id/a.png?"));
         assert!(
             url.contains("&Policy=") && url.contains("&Key-Pair-Id=K1"),

@@ -4,4 +4,4 @@ pub mod delivery;
 pub mod invalidation;
 pub mod signer;
 
-pub use delivery::{Cdn, DeliveryError, PrefixGrant};
+pub use delivery::{Cdn, DeliveryError, Download, PrefixGrant};

@@ -677,6 +677,25 @@ fn json_artifact(
 pub struct WaitQuery {
     wait: Option<String>,
     expires_in: Option<String>,
+    download: Option<String>,
+}
+
+/// `?download=` of the routes that deliver bytes.
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    download: Option<String>,
+}
+
+/// `?download=true` asks for `Content-Disposition: attachment` (save, not view).
+fn download_flag(v: Option<&str>) -> ApiResult<bool> {
+    match v {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_download",
+            "download must be true or false",
+        )),
+    }
 }
 
 /// `?expires_in=` of the reads that hand out URLs.
@@ -714,12 +733,13 @@ pub async fn get(
             })?,
     };
     let ttl = ttl_of(&app, q.expires_in.as_deref())?;
+    let attachment = download_flag(q.download.as_deref())?;
     let a = if wait == 0 {
         artifacts::get(&app, &scope, id).await?
     } else {
         artifacts::wait(&app, &scope, id, Duration::from_secs(wait)).await?
     };
-    let url = artifacts::read_url(&app, &a, ttl).await?;
+    let url = artifacts::read_url(&app, &a, ttl, attachment).await?;
     Ok(Json(ArtifactView::new(a, url)))
 }
 
@@ -771,13 +791,16 @@ pub async fn complete(
     Ok((status, Json(ArtifactView::with_url(&app, a).await?)).into_response())
 }
 
-/// The bytes: streamed by Cairn on the local backend (with `Range`), else a 302 to the delivery URL.
+/// The bytes: streamed by Cairn on the local backend (with `Range`), else a 302 to the delivery
+/// URL. Shown inline where the type allows, saved with `?download=true`.
 pub async fn get_content(
     State(app): State<AppState>,
     scope: Scope,
     Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let attachment = download_flag(q.download.as_deref())?;
     let a = artifacts::get(&app, &scope, artifact_id(&id)?).await?;
     if a.status != artifact::STATUS_AVAILABLE {
         return Err(ApiError::conflict(
@@ -791,13 +814,17 @@ pub async fn get_content(
         return super::objects::serve(
             local,
             &key,
-            Some(crate::storage::content_disposition(&a.filename)),
+            // Cairn serves it, sandboxed when active: inline unless a download was asked for.
+            Some(crate::storage::content_disposition(
+                &a.filename,
+                crate::storage::shows_inline(&a.content_type, true, attachment),
+            )),
             "private, no-cache".into(),
             &headers,
         )
         .await;
     }
-    let url = artifacts::download_url(&app, &a)
+    let url = artifacts::download_url(&app, &a, attachment)
         .await?
         .ok_or_else(|| ApiError::internal("an available artifact without a URL"))?;
     // DESIGN §5: a 302 (Found), which every client follows with a GET.

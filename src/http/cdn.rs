@@ -130,9 +130,22 @@ pub async fn get(
         return super::objects::serve(local, &key, disposition, cache_control.into(), &headers)
             .await;
     }
-    // S3 without a CDN in front: the bytes come from a presigned GET.
-    if app.store.head(&key).await?.is_none() {
-        return Err(ApiError::not_found());
+    // S3 without a CDN in front: the bytes come from a presigned GET, which S3 answers without
+    // Cairn's sandbox. Active content is therefore saved, never shown there.
+    let info = app
+        .store
+        .head(&key)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !crate::storage::is_passive(info.content_type.as_deref().unwrap_or_default()) {
+        let name = key.as_str().rsplit('/').next().unwrap_or_default();
+        disposition = Some(match disposition {
+            Some(d) => match d.strip_prefix("inline") {
+                Some(rest) => format!("attachment{rest}"),
+                None => d,
+            },
+            None => crate::storage::content_disposition(name, false),
+        });
     }
     let ttl = app.config.presign_ttl_secs as i64;
     let now = Utc::now();

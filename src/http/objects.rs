@@ -294,38 +294,20 @@ pub async fn get(
     let key = ObjectKey::parse(&key).ok_or_else(bad_grant)?;
     let exp = exp(&q)?;
     let filename = param(&q, "filename")?;
+    let disposition = param(&q, "disposition")?;
     let now = Utc::now();
     store
-        .verify_get(&key, exp, filename, param(&q, "sig")?, now)
+        .verify_get(&key, exp, filename, disposition, param(&q, "sig")?, now)
         .map_err(denied)?;
     let max_age = (exp - now.timestamp()).max(0);
     serve(
         store,
         &key,
-        Some(content_disposition(filename)),
+        Some(content_disposition(filename, disposition == "inline")),
         format!("private, max-age={max_age}"),
         &headers,
     )
     .await
-}
-
-/// Types a browser only displays (images but SVG, audio, video, JSON) or only downloads
-/// (`application/octet-stream`). Anything else may be active content: HTML, SVG and XML run
-/// scripts, and other text types can be read as such.
-fn is_passive(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let (ty, sub) = essence.split_once('/').unwrap_or(("", ""));
-    match ty {
-        "image" => !sub.contains("svg") && !sub.contains("xml"),
-        "audio" | "video" => true,
-        "application" => sub == "json" || sub == "octet-stream",
-        _ => false,
-    }
 }
 
 /// Headers of everything Cairn serves from the store, whoever uploaded it: the browser takes
@@ -336,7 +318,7 @@ fn content_safety(
     content_type: &str,
 ) -> axum::http::response::Builder {
     let res = res.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if is_passive(content_type) {
+    if crate::storage::is_passive(content_type) {
         res
     } else {
         res.header(header::CONTENT_SECURITY_POLICY, "sandbox")
@@ -415,41 +397,4 @@ pub async fn serve(
 
 fn internal(e: axum::http::Error) -> ApiError {
     ApiError::internal(e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_passive;
-
-    #[test]
-    fn only_display_only_types_are_passive() {
-        for t in [
-            "image/png",
-            "image/jpeg",
-            "IMAGE/WEBP",
-            "video/mp4",
-            "audio/ogg",
-            "application/json",
-            "application/json; charset=utf-8",
-            "application/octet-stream",
-        ] {
-            assert!(is_passive(t), "{t}");
-        }
-        for t in [
-            "text/html",
-            "text/html; charset=utf-8",
-            "image/svg+xml",
-            "application/xhtml+xml",
-            "application/xml",
-            "text/xml",
-            "text/plain",
-            "application/pdf",
-            "application/javascript",
-            "multipart/x-mixed-replace",
-            "",
-            "nonsense",
-        ] {
-            assert!(!is_passive(t), "{t}");
-        }
-    }
 }

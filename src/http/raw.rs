@@ -225,6 +225,9 @@ pub async fn get(
 pub struct PresignDownloadBody {
     asset_id: String,
     expires_in: Option<Value>,
+    /// `true`: the URL saves the file (`Content-Disposition: attachment`) instead of showing it.
+    #[serde(default)]
+    download: bool,
 }
 
 pub async fn presign_download(
@@ -236,8 +239,14 @@ pub async fn presign_download(
         None | Some(Value::Null) => None,
         Some(v) => Some(super::expires_in(v.as_u64())?),
     };
-    let (url, expires_at) =
-        raw_assets::presign_download(&app, &scope, asset_id(&body.asset_id)?, expires_in).await?;
+    let (url, expires_at) = raw_assets::presign_download(
+        &app,
+        &scope,
+        asset_id(&body.asset_id)?,
+        expires_in,
+        body.download,
+    )
+    .await?;
     Ok(Json(json!({ "url": url, "expires_at": expires_at })))
 }
 

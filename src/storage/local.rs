@@ -171,17 +171,21 @@ impl LocalStore {
         check(self.signer.verify(&refs, grant.sig), grant.exp, now)
     }
 
+    /// Checks a GET URL: the key, expiry, download name and disposition (`inline` or
+    /// `attachment`) it was signed for.
     pub fn verify_get(
         &self,
         key: &ObjectKey,
         exp: i64,
         filename: &str,
+        disposition: &str,
         sig: &str,
         now: DateTime<Utc>,
     ) -> Result<(), UrlError> {
-        let ok = self
-            .signer
-            .verify(&["GET", key.as_str(), &exp.to_string(), filename], sig);
+        let ok = self.signer.verify(
+            &["GET", key.as_str(), &exp.to_string(), filename, disposition],
+            sig,
+        );
         check(ok, exp, now)
     }
 
@@ -495,11 +499,14 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(e)),
         };
-        let sha256 = self
-            .read_meta(&data)
-            .await?
-            .and_then(|m| Sha256::parse(&m.sha256).ok());
-        Ok(Some(ObjectInfo { size, sha256 }))
+        let meta = self.read_meta(&data).await?;
+        let sha256 = meta.as_ref().and_then(|m| Sha256::parse(&m.sha256).ok());
+        let content_type = meta.map(|m| m.content_type);
+        Ok(Some(ObjectInfo {
+            size,
+            sha256,
+            content_type,
+        }))
     }
 
     async fn digest(&self, key: &ObjectKey) -> Result<Option<Sha256>, StoreError> {
@@ -623,20 +630,28 @@ impl ObjectStore for LocalStore {
         &self,
         key: &ObjectKey,
         filename: &Filename,
+        inline: bool,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
         let exp = expires_at.timestamp().to_string();
+        let disposition = if inline { "inline" } else { "attachment" };
         let sig = self
             .signer
-            .sign(&["GET", key.as_str(), &exp, filename.as_str()]);
+            .sign(&["GET", key.as_str(), &exp, filename.as_str(), disposition]);
         Ok(self.url(
             key,
             &[
                 ("exp", &exp),
                 ("filename", filename.as_str()),
+                ("disposition", disposition),
                 ("sig", &sig),
             ],
         ))
+    }
+
+    /// `/o/` is Cairn's own endpoint: it adds `nosniff` and the sandbox.
+    fn serves_safely(&self) -> bool {
+        true
     }
 
     /// The files in `tmp/` not modified since `before`.

@@ -30,6 +30,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Present when the store recorded it at upload; otherwise [`ObjectStore::digest`] computes it.
     pub sha256: Option<Sha256>,
+    /// The `Content-Type` the object is served with, when the store keeps one.
+    pub content_type: Option<String>,
 }
 
 /// A body streamed into the store.
@@ -290,13 +292,21 @@ pub trait ObjectStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// A GET URL that downloads `key` as `filename` until `expires_at`.
+    /// A GET URL for `key` until `expires_at`, answered with `Content-Disposition` naming
+    /// `filename`, `inline` or as an attachment ([`content_disposition`]).
     async fn presign_download(
         &self,
         key: &ObjectKey,
         filename: &Filename,
+        inline: bool,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError>;
+
+    /// Whether the store's own download URLs are served by Cairn, with `nosniff` and the sandbox
+    /// for active content (the local store's `/o/`); an S3 URL is served by S3 as stored.
+    fn serves_safely(&self) -> bool {
+        false
+    }
 
     /// A GET URL for `key` until `expires_at`, answering with `Content-Disposition:
     /// disposition` when given (the `/cdn/` endpoint redirects to it). Stores whose objects
@@ -348,8 +358,35 @@ pub async fn delete_each<S: ObjectStore + ?Sized>(
     failed
 }
 
-/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266 / RFC 8187).
-pub fn content_disposition(filename: &str) -> String {
+/// Types a browser only displays (images but SVG, audio, video, JSON) or only downloads
+/// (`application/octet-stream`). Anything else may be active content: HTML, SVG and XML run
+/// scripts, and other text types can be read as such.
+pub fn is_passive(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let (ty, sub) = essence.split_once('/').unwrap_or(("", ""));
+    match ty {
+        "image" => !sub.contains("svg") && !sub.contains("xml"),
+        "audio" | "video" => true,
+        "application" => sub == "json" || sub == "octet-stream",
+        _ => false,
+    }
+}
+
+/// Whether a download shows in the browser (`inline`) rather than being saved (DESIGN §6):
+/// passive types always, active ones where they are served sandboxed (by Cairn, or by the CDN's
+/// response headers policy), never when the caller asked for a download.
+pub fn shows_inline(content_type: &str, sandboxed: bool, download: bool) -> bool {
+    !download && (sandboxed || is_passive(content_type))
+}
+
+/// `inline` or `attachment`, with an ASCII fallback name and the exact UTF-8 name (RFC 6266 /
+/// RFC 8187).
+pub fn content_disposition(filename: &str, inline: bool) -> String {
     let ascii: String = filename
         .chars()
         .map(|c| {
@@ -361,7 +398,8 @@ pub fn content_disposition(filename: &str) -> String {
         })
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(filename, RFC8187);
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+    let kind = if inline { "inline" } else { "attachment" };
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// RFC 8187 attr-char: ALPHA / DIGIT / "!#$&+-.^_`|~".
@@ -384,8 +422,52 @@ mod tests {
     #[test]
     fn disposition_keeps_the_real_name() {
         assert_eq!(
-            super::content_disposition("résumé \"1\".pdf"),
+            super::content_disposition("résumé \"1\".pdf", false),
             "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
         );
+        assert_eq!(
+            super::content_disposition("a.png", true),
+            "inline; filename=\"a.png\"; filename*=UTF-8''a.png"
+        );
+    }
+
+    #[test]
+    fn only_display_only_types_are_passive() {
+        use super::{is_passive, shows_inline};
+        for t in [
+            "image/png",
+            "image/jpeg",
+            "IMAGE/WEBP",
+            "video/mp4",
+            "audio/ogg",
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/octet-stream",
+        ] {
+            assert!(is_passive(t), "{t}");
+            assert!(shows_inline(t, false, false), "{t}");
+            assert!(
+                !shows_inline(t, true, true),
+                "{t}: a download was asked for"
+            );
+        }
+        for t in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "application/xml",
+            "text/xml",
+            "text/plain",
+            "application/pdf",
+            "application/javascript",
+            "multipart/x-mixed-replace",
+            "",
+            "nonsense",
+        ] {
+            assert!(!is_passive(t), "{t}");
+            assert!(!shows_inline(t, false, false), "{t}: unsandboxed");
+            assert!(shows_inline(t, true, false), "{t}: sandboxed");
+        }
     }
 }

@@ -284,6 +284,7 @@ impl ObjectStore for S3Store {
         Ok(Some(ObjectInfo {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             sha256,
+            content_type: out.content_type().map(str::to_owned),
         }))
     }
 
@@ -573,9 +574,10 @@ impl ObjectStore for S3Store {
         &self,
         key: &ObjectKey,
         filename: &Filename,
+        inline: bool,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let disposition = super::content_disposition(filename.as_str());
+        let disposition = super::content_disposition(filename.as_str(), inline);
         self.presign_get(key, Some(&disposition), expires_at).await
     }
 
@@ -717,7 +719,7 @@ mod tests {
     async fn urls_match_the_sdk_presigner() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 30, 5).unwrap();
         let key = ObjectKey::parse("tenants/acme/dev/raw/0192f0a0/my file+ü (1).png").unwrap();
-        let disposition = crate::storage::content_disposition("my file+ü (1).png");
+        let disposition = crate::storage::content_disposition("my file+ü (1).png", false);
         for path_style in [true, false] {
             let s = store(path_style);
             let sdk = s

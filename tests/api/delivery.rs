@@ -177,7 +177,7 @@ async fn cdn_domain_makes_public_urls_absolute_and_downloads_name_the_item() {
     assert_eq!(a["url"], url);
     assert!(url.ends_with("/clip%20one.mp4"));
     assert_eq!(manifest(&app, &acme, "r1").await[0]["url"], url);
-    // The download route redirects to the CDN with the item's own name.
+    // The download route redirects to the CDN with the item's own name (a video shows inline).
     let id = a["artifact_id"].as_str().unwrap();
     let res = no_redirects()
         .get(format!("{}/artifacts/{id}/content", app.base))
@@ -193,7 +193,7 @@ async fn cdn_domain_makes_public_urls_absolute_and_downloads_name_the_item() {
         assert_eq!(
             loc,
             format!(
-                "{url}?response-content-disposition=attachment%3B%20filename%3D%22clip%20one.mp4%22%3B%20filename%2A%3DUTF-8%27%27clip%2520one.mp4"
+                "{url}?response-content-disposition=inline%3B%20filename%3D%22clip%20one.mp4%22%3B%20filename%2A%3DUTF-8%27%27clip%2520one.mp4"
             )
         );
     } else {

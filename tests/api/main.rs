@@ -39,3 +39,4 @@ mod store_faults;
 mod strangers;
 mod temp_files;
 mod tool_inputs;
+mod viewing;

@@ -366,9 +366,12 @@ impl ObjectStore for Observed {
         &self,
         key: &ObjectKey,
         filename: &Filename,
+        inline: bool,
         expires_at: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        self.inner.presign_download(key, filename, expires_at).await
+        self.inner
+            .presign_download(key, filename, inline, expires_at)
+            .await
     }
 
     fn uri(&self, key: &ObjectKey) -> String {

@@ -71,9 +71,12 @@ async fn put_flow_end_to_end() {
     let res = app.client.get(&url).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/plain");
+    // text/plain is not display-only: shown where Cairn serves it sandboxed (the local store's
+    // /o/), saved where S3 serves it as stored (DESIGN §6).
+    let shown = if app.is_s3() { "attachment" } else { "inline" };
     assert_eq!(
         res.headers()["content-disposition"],
-        "attachment; filename=\"fox.txt\"; filename*=UTF-8''fox.txt"
+        format!("{shown}; filename=\"fox.txt\"; filename*=UTF-8''fox.txt").as_str()
     );
     assert_eq!(res.bytes().await.unwrap().as_ref(), bytes.as_slice());
 

@@ -7,7 +7,11 @@ use entity::{artifact, blob};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::*;
-use crate::{cdn::PrefixGrant, domain::catalog_time, storage::content_disposition};
+use crate::{
+    cdn::{Download, PrefixGrant},
+    domain::catalog_time,
+    storage::content_disposition,
+};
 
 fn filename_of(a: &artifact::Model) -> ApiResult<Filename> {
     Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))
@@ -19,9 +23,11 @@ pub fn url_ttl(app: &App, expires_in: Option<u64>) -> Duration {
     Duration::seconds(expires_in.unwrap_or(app.config.presign_ttl_secs) as i64)
 }
 
-/// The URL of an available artifact stored at `key`: a public one's CDN URL; a private one's
-/// signed URL until `now + ttl`, taken from `grant` when it covers the key (no signing), else
-/// signed on its own.
+/// The URL of an available artifact stored at `key`: a public one's CDN URL (naming it as an
+/// attachment when `attachment`); a private one's signed URL until `now + ttl`, named after the
+/// artifact (inline unless `attachment`), taken from `grant` when it covers the key (no
+/// signing), else signed on its own.
+#[allow(clippy::too_many_arguments)]
 async fn item_url(
     app: &App,
     a: &artifact::Model,
@@ -29,17 +35,27 @@ async fn item_url(
     grant: Option<&PrefixGrant>,
     now: DateTime<Utc>,
     ttl: Duration,
+    attachment: bool,
 ) -> ApiResult<String> {
-    if visibility_of(a) == Visibility::Public {
-        return Ok(app.cdn.object_url(key));
-    }
     let filename = filename_of(a)?;
+    let d = Download {
+        filename: &filename,
+        content_type: &a.content_type,
+        attachment,
+    };
+    if visibility_of(a) == Visibility::Public {
+        return Ok(if attachment {
+            app.cdn.download_url(key, &d)
+        } else {
+            app.cdn.object_url(key)
+        });
+    }
     if let Some(g) = grant.filter(|g| g.covers(key)) {
-        return Ok(g.url(&app.cdn, key, &filename));
+        return Ok(g.url(&app.cdn, key, &d));
     }
     Ok(app
         .cdn
-        .private_url(&*app.store, key, &filename, now + ttl, now)
+        .private_url(&*app.store, key, &d, now + ttl, now)
         .await?)
 }
 
@@ -47,14 +63,15 @@ async fn item_url(
 /// render-ref preview points at, or the object's delivery URL (public: the CDN URL; private: a
 /// signed URL that downloads under the artifact's own filename, also when its blob is shared).
 pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
-    delivery_url_for(app, a, url_ttl(app, None)).await
+    delivery_url_for(app, a, url_ttl(app, None), false).await
 }
 
-/// [`delivery_url`], its signature valid for `ttl`.
+/// [`delivery_url`], its signature valid for `ttl`, naming an attachment when `attachment`.
 async fn delivery_url_for(
     app: &App,
     a: &artifact::Model,
     ttl: Duration,
+    attachment: bool,
 ) -> ApiResult<Option<String>> {
     if let Some(r) = &a.render_ref {
         return Ok(Some(r.clone()));
@@ -64,13 +81,21 @@ async fn delivery_url_for(
     }
     let key = catalog_key(&blob_of(app, a).await?.key)?;
     let now = catalog_time(Utc::now());
-    item_url(app, a, &key, None, now, ttl).await.map(Some)
+    item_url(app, a, &key, None, now, ttl, attachment)
+        .await
+        .map(Some)
 }
 
-/// [`delivery_url`] for a read (`GET /artifacts/{id}`), valid for `ttl`: a URL to the
-/// artifact's stored bytes counts as a download URL issued. URLs in answers to writes do not.
-pub async fn read_url(app: &App, a: &artifact::Model, ttl: Duration) -> ApiResult<Option<String>> {
-    let url = delivery_url_for(app, a, ttl).await?;
+/// [`delivery_url`] for a read (`GET /artifacts/{id}`), valid for `ttl`, naming an attachment
+/// when the caller asked to download (`?download=true`): a URL to the artifact's stored bytes
+/// counts as a download URL issued. URLs in answers to writes do not.
+pub async fn read_url(
+    app: &App,
+    a: &artifact::Model,
+    ttl: Duration,
+    attachment: bool,
+) -> ApiResult<Option<String>> {
+    let url = delivery_url_for(app, a, ttl, attachment).await?;
     counted(app, a, url).await
 }
 
@@ -107,16 +132,26 @@ async fn issued(
 
 /// The URL `GET /artifacts/{id}/content` redirects to: like [`read_url`] (and counted), and for
 /// a public item the CDN URL naming the artifact's own filename.
-pub async fn download_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
+pub async fn download_url(
+    app: &App,
+    a: &artifact::Model,
+    attachment: bool,
+) -> ApiResult<Option<String>> {
     if a.render_ref.is_none()
         && a.status == artifact::STATUS_AVAILABLE
         && visibility_of(a) == Visibility::Public
     {
         let key = catalog_key(&blob_of(app, a).await?.key)?;
-        let url = app.cdn.download_url(&key, &filename_of(a)?);
+        let filename = filename_of(a)?;
+        let d = Download {
+            filename: &filename,
+            content_type: &a.content_type,
+            attachment,
+        };
+        let url = app.cdn.download_url(&key, &d);
         return counted(app, a, Some(url)).await;
     }
-    read_url(app, a, url_ttl(app, None)).await
+    read_url(app, a, url_ttl(app, None), attachment).await
 }
 
 /// The run's artifacts (not deleted or expired) in creation order, each with its delivery URL,
@@ -195,7 +230,7 @@ pub async fn manifest(
                 .ok_or_else(|| ApiError::internal("artifact without blob"))?;
             count += 1;
             bytes += a.size_bytes;
-            Some(item_url(app, &a, key, grant.as_ref(), now, ttl).await?)
+            Some(item_url(app, &a, key, grant.as_ref(), now, ttl, false).await?)
         } else {
             None
         };
@@ -213,14 +248,19 @@ pub async fn manifest(
     Ok(out)
 }
 
-/// Whether `disposition` is a download name Cairn gives the public object at `key`: that of the
-/// object's first item (the key's last segment), or of another live public artifact sharing it.
+/// Whether `disposition` is a download name Cairn gives the public object at `key` (`inline` or
+/// as an attachment): that of the object's first item (the key's last segment), or of another
+/// live public artifact sharing it.
 pub async fn is_own_disposition(app: &App, key: &ObjectKey, disposition: &str) -> ApiResult<bool> {
+    let names = |name: &str| {
+        content_disposition(name, true) == disposition
+            || content_disposition(name, false) == disposition
+    };
     let own = key.as_str().rsplit('/').next().unwrap_or_default();
-    if content_disposition(own) == disposition {
+    if names(own) {
         return Ok(true);
     }
-    let names: Vec<String> = artifact::Entity::find()
+    let shared: Vec<String> = artifact::Entity::find()
         .select_only()
         .column(artifact::Column::Filename)
         .inner_join(blob::Entity)
@@ -230,7 +270,7 @@ pub async fn is_own_disposition(app: &App, key: &ObjectKey, disposition: &str) -
         .into_tuple()
         .all(&app.db)
         .await?;
-    Ok(names.iter().any(|n| content_disposition(n) == disposition))
+    Ok(shared.iter().any(|n| names(n)))
 }
 
 /// A signed grant for every private object of a run, for signed cookies.

@@ -11,17 +11,21 @@ use crate::domain::{catalog_time, Filename};
 use crate::{
     app::App,
     auth::Scope,
+    cdn::Download,
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
     metering::counters::{self, Delta},
 };
 
+/// A URL that downloads the asset's bytes until `expires_in` (or `CAIRN_PRESIGN_TTL_SECS`),
+/// named after it: inline where its type allows, as an attachment when `attachment`.
 pub async fn presign_download(
     app: &App,
     scope: &Scope,
     asset_id: Uuid,
     expires_in: Option<u64>,
+    attachment: bool,
 ) -> ApiResult<(String, DateTime<Utc>)> {
     let asset = get(app, scope, asset_id).await?;
     if asset.status != raw_asset::STATUS_REGISTERED {
@@ -43,9 +47,14 @@ pub async fn presign_download(
     let now = catalog_time(Utc::now());
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
     let expires_at = now + Duration::seconds(ttl as i64);
+    let d = Download {
+        filename: &filename,
+        content_type: &asset.content_type,
+        attachment,
+    };
     let url = app
         .cdn
-        .private_url(&*app.store, &key, &filename, expires_at, now)
+        .private_url(&*app.store, &key, &d, expires_at, now)
         .await?;
     let txn = app.db.begin().await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
