@@ -171,6 +171,26 @@ impl Application {
             }
             StorageConfig::Local { .. } => None,
         };
+        // What this replica stores where, never with credentials: a deployment that meant S3
+        // and got local disk (or another catalog) shows it in its first lines.
+        let catalog = config::describe_catalog(config.database_url.expose());
+        match (&config.storage, &s3) {
+            (StorageConfig::S3(cfg), Some(store)) => tracing::info!(
+                catalog,
+                storage = "s3",
+                bucket = %cfg.bucket,
+                endpoint = %store.endpoint(),
+                region = store.region().unwrap_or("-"),
+                "catalog and object store"
+            ),
+            (StorageConfig::Local { root, .. }, _) => tracing::info!(
+                catalog,
+                storage = "local",
+                objects = %root.display(),
+                "catalog and object store"
+            ),
+            (StorageConfig::S3(_), None) => {}
+        }
         // So is the CloudFront API's (region and credentials), when invalidations are configured.
         let invalidator = match &config.cdn.invalidation {
             Some(cfg) => Some(cdn::invalidation::Invalidator::connect(cfg).await?),

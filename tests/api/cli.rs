@@ -1,12 +1,17 @@
-//! The `cairn` binary itself: fail-fast configuration, `cairn token` with the generated dev
-//! secret, and graceful shutdown on SIGTERM.
+//! The `cairn` binary itself: fail-fast configuration, the store `RAW_BUCKET` selects and the
+//! start-up line naming it, `cairn token` with the generated dev secret, and graceful shutdown
+//! on SIGTERM.
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
 use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{backend, new_postgres_database, SECRET};
 
 fn cairn(dir: &std::path::Path) -> Command {
     let mut c = crate::helpers::cairn_command(dir);
@@ -201,5 +206,141 @@ fn s3_start_up_names_what_is_missing() {
     assert!(
         bad_endpoint.contains("AWS_ENDPOINT_URL_S3 is invalid"),
         "{bad_endpoint}"
+    );
+}
+
+/// The secret key of [`with_unreachable_s3`]: it must never reach a log.
+const DEAD_S3_SECRET_KEY: &str = "dead-store-secret-key-0123456789abcdef";
+
+/// An S3 store that does not answer (nothing listens on port 1) in `eu-west-1`, bucket
+/// `cairn-assets`, with static credentials and none of the machine's AWS configuration. Only
+/// `RAW_BUCKET` says S3: `CAIRN_STORAGE` is unset.
+fn with_unreachable_s3<'a>(c: &'a mut Command, dir: &Path) -> &'a mut Command {
+    c.env("HOME", dir)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env("RAW_BUCKET", "cairn-assets")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDCAIRNTESTONLY")
+        .env("AWS_SECRET_ACCESS_KEY", DEAD_S3_SECRET_KEY)
+        .env("CAIRN_JWT_SECRET", SECRET)
+}
+
+/// This run's catalog for a `cairn` a test starts: `None` (SQLite in the data dir) or a fresh
+/// Postgres database.
+async fn catalog_url() -> Option<String> {
+    match backend().as_str() {
+        "postgres" => Some(new_postgres_database().await),
+        _ => None,
+    }
+}
+
+/// `url` with a password in its user info, and that password (the one it had, or `password`).
+/// Postgres on trust authentication never asks for it.
+fn with_password(url: &str, password: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a database URL");
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let (user, host) = authority
+        .rsplit_once('@')
+        .expect("CAIRN_TEST_POSTGRES_URL names a user");
+    match user.split_once(':') {
+        Some((_, had)) => (url.to_owned(), had.to_owned()),
+        None => (
+            format!("{scheme}://{user}:{password}@{host}{path}"),
+            password.to_owned(),
+        ),
+    }
+}
+
+/// Starts `c` (`cairn serve`), collects its log until it listens, stops it.
+fn log_until_listening(mut c: Command) -> Vec<String> {
+    let mut server = c
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = server.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            tx.send(line).ok();
+        }
+    });
+    let mut log = vec![];
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let done = line.contains("cairn listening");
+                log.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    server.kill().ok();
+    server.wait().ok();
+    assert!(listening, "the server did not start: {log:#?}");
+    log
+}
+
+/// DESIGN §10: `RAW_BUCKET` alone stores in S3 (a container deployed as the AWS docs say keeps
+/// its assets), and the first lines say which catalog and store a replica uses, never with
+/// credentials. The store does not answer: start-up goes on (`/readyz` reports it).
+#[tokio::test]
+async fn raw_bucket_alone_selects_s3_and_start_up_names_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cairn(dir.path());
+    with_unreachable_s3(&mut c, dir.path())
+        .args(["serve"])
+        .env("CAIRN_LISTEN", "127.0.0.1:0")
+        .env("CAIRN_JOBS", "off")
+        .env("CAIRN_LOG_FORMAT", "json");
+    let catalog = catalog_url()
+        .await
+        .map(|u| with_password(&u, "catalog-password-never-logged"));
+    if let Some((url, _)) = &catalog {
+        c.env("DATABASE_URL", url);
+    }
+    let log = log_until_listening(c);
+    let line = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "catalog and object store")
+        .unwrap_or_else(|| panic!("no start-up line names the store: {log:#?}"));
+    let f = &line["fields"];
+    assert_eq!(f["storage"], "s3", "{line}");
+    assert_eq!(f["bucket"], "cairn-assets", "{line}");
+    assert_eq!(f["endpoint"], "http://127.0.0.1:1", "{line}");
+    assert_eq!(f["region"], "eu-west-1", "{line}");
+    let described = f["catalog"].as_str().unwrap();
+    match &catalog {
+        None => assert_eq!(
+            described,
+            format!("sqlite {}", dir.path().join("cairn.db").display())
+        ),
+        Some((url, _)) => {
+            let database = url.rsplit('/').next().unwrap();
+            assert!(
+                described.starts_with("postgres://") && described.ends_with(database),
+                "{described}"
+            );
+        }
+    }
+    let mut secrets = vec![DEAD_S3_SECRET_KEY.to_owned(), SECRET.to_owned()];
+    secrets.extend(catalog.map(|(_, password)| password));
+    for secret in &secrets {
+        assert!(
+            !log.iter().any(|l| l.contains(secret.as_str())),
+            "`{secret}` is in the log"
+        );
+    }
+    assert!(
+        !dir.path().join("objects").exists() && !dir.path().join("url-signing.key").exists(),
+        "the local store was opened"
     );
 }

@@ -19,7 +19,7 @@ use crate::helpers::TestApp;
 
 /// This run's catalog, the local store.
 fn local(s: &mut Settings) {
-    s.storage = "local".into();
+    s.storage = Some("local".into());
     s.raw_bucket = None;
     s.aws_endpoint_url_s3 = None;
     s.s3_force_path_style = "false".into();
