@@ -17,7 +17,6 @@ pub struct Settings {
     /// `local`; `local` with `RAW_BUCKET` set is refused).
     #[arg(long, env = "CAIRN_STORAGE")]
     pub storage: Option<String>,
-
     /// Local objects and generated dev secrets.
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
     pub data_dir: PathBuf,
@@ -419,6 +418,27 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A command that works on an existing deployment ([`Provision::Existing`]) found part of it
+    /// missing: what is missing, as a sentence. `cairn` exits with 2.
+    #[error(
+        "{0}. This command works on an existing deployment and creates nothing: run it with the \
+         server's CAIRN_DATA_DIR and DATABASE_URL (and CAIRN_JWT_SECRET, if the server has one), \
+         or create a deployment with `cairn serve` or `cairn migrate`"
+    )]
+    NoDeployment(String),
+}
+
+/// What loading the configuration may create on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    /// `cairn serve` and `cairn migrate`: the data dir, the SQLite catalog and the generated dev
+    /// secrets are created when missing, so the embedded default starts from nothing.
+    Create,
+    /// Every other command works on what a server left: nothing is created, and a missing data
+    /// dir, dev secret or (when the catalog is opened) SQLite catalog is a
+    /// [`ConfigError::NoDeployment`]. A fresh data dir would hold an empty catalog and a new
+    /// secret: a report of nothing, a token no server accepts.
+    Existing,
 }
 
 fn invalid(var: &'static str, why: impl Into<String>) -> ConfigError {
@@ -429,8 +449,15 @@ fn invalid(var: &'static str, why: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Validates every setting; in local mode also creates the data dir and the dev secrets.
+    /// Validates every setting; in local mode also creates the data dir and the dev secrets
+    /// ([`Provision::Create`], as `cairn serve` does).
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Self::load(s, Provision::Create)
+    }
+
+    /// Validates every setting; `provision` says whether a missing data dir and dev secrets are
+    /// created or refused.
+    pub fn load(s: &Settings, provision: Provision) -> Result<Self, ConfigError> {
         let envs: Vec<String> = s
             .envs
             .split(',')
@@ -489,11 +516,39 @@ impl Config {
 
         let data_dir = s.data_dir.clone();
         let local = is_local(s)?;
+        let jwt_in_data_dir = local && s.jwt_secret.is_none() && s.jwt_public_key.is_none();
+        if local && provision == Provision::Existing && !data_dir.is_dir() {
+            let mut holds = vec![];
+            if s.database_url.is_none() {
+                holds.push("catalog (cairn.db)");
+            }
+            holds.push("objects");
+            if jwt_in_data_dir {
+                holds.push("token secret (jwt-secret)");
+            }
+            let last = holds.pop().unwrap_or_default();
+            let holds = if holds.is_empty() {
+                last.to_owned()
+            } else {
+                format!("{} and {last}", holds.join(", "))
+            };
+            return Err(ConfigError::NoDeployment(format!(
+                "CAIRN_DATA_DIR={} does not exist, so neither do its {holds}",
+                data_dir.display(),
+            )));
+        }
         let storage = if local {
-            ensure_dir(&data_dir)?;
+            if provision == Provision::Create {
+                ensure_dir(&data_dir)?;
+            }
             StorageConfig::Local {
                 root: data_dir.join("objects"),
-                signing_key: dev_secret(&data_dir.join("url-signing.key"))?.0,
+                signing_key: dev_secret(
+                    &data_dir.join("url-signing.key"),
+                    "the URL signing key",
+                    provision,
+                )?
+                .0,
             }
         } else {
             let bucket = s
@@ -529,7 +584,11 @@ impl Config {
             (None, Some(pem)) => parse_public_key(pem)?,
             (None, None) if local => {
                 let path = data_dir.join("jwt-secret");
-                let (secret, created) = dev_secret(&path)?;
+                let (secret, created) = dev_secret(
+                    &path,
+                    "the token secret (CAIRN_JWT_SECRET is unset)",
+                    provision,
+                )?;
                 if created {
                     tracing::warn!(
                         path = %path.display(),
@@ -563,7 +622,11 @@ impl Config {
                 ))
             }
             None => {
-                ensure_dir(&data_dir)?;
+                // Existing: whether the file is there is checked where the catalog is opened
+                // (`cairn token` never opens it).
+                if provision == Provision::Create {
+                    ensure_dir(&data_dir)?;
+                }
                 format!("sqlite://{}?mode=rwc", data_dir.join("cairn.db").display())
             }
         };
@@ -1173,9 +1236,13 @@ fn parse_public_key(value: &str) -> Result<JwtKey, ConfigError> {
     }
 }
 
-/// Reads a generated secret, creating it (32 random bytes, hex, mode 0600) when absent.
-/// Returns whether it was created.
-fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
+/// Reads a generated secret (`what`, for the error when it is missing), creating it (32 random
+/// bytes, hex, mode 0600) when absent and `provision` allows. Returns whether it was created.
+fn dev_secret(
+    path: &Path,
+    what: &str,
+    provision: Provision,
+) -> Result<(Secret, bool), ConfigError> {
     use std::io::Write;
     let io = |source| ConfigError::Io {
         path: path.to_owned(),
@@ -1189,7 +1256,14 @@ fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
                 format!("{} is too short", path.display()),
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if provision == Provision::Existing {
+                return Err(ConfigError::NoDeployment(format!(
+                    "{what}: {} does not exist",
+                    path.display()
+                )));
+            }
+        }
         Err(e) => return Err(io(e)),
     }
     let secret = hex::encode(rand::random::<[u8; 32]>());
@@ -1204,7 +1278,9 @@ fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
             Ok((Secret::new(secret), true))
         }
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dev_secret(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            dev_secret(path, what, provision)
+        }
         Err(e) => Err(io(e)),
     }
 }
@@ -1288,6 +1364,56 @@ mod tests {
             );
         }
         assert!(!dir.path().join("url-signing.key").exists());
+    }
+
+    /// Commands other than `serve` and `migrate` never make a data dir or a secret up.
+    #[test]
+    fn an_existing_deployment_is_used_never_created() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("cairn-data");
+        let s = settings(&data);
+        let existing = |s: &Settings| Config::load(s, Provision::Existing);
+        let msg = match existing(&s) {
+            Err(e @ ConfigError::NoDeployment(_)) => e.to_string(),
+            other => panic!("expected NoDeployment: {other:?}"),
+        };
+        for named in ["CAIRN_DATA_DIR=", "jwt-secret", "cairn.db", "DATABASE_URL"] {
+            assert!(msg.contains(named), "{named} not in: {msg}");
+        }
+        assert!(!data.exists(), "the data dir was created");
+
+        // S3 with the token secret from the environment: nothing in the data dir is needed to
+        // load (a default SQLite catalog is checked where it is opened), and nothing is made.
+        let mut s3 = s.clone();
+        s3.raw_bucket = Some("assets".into());
+        s3.jwt_secret = Some("x".repeat(32));
+        existing(&s3).unwrap();
+        assert!(!data.exists(), "the data dir was created for S3");
+
+        // What `cairn serve` generated is what the others use.
+        let served = Config::from_settings(&s).unwrap();
+        let used = existing(&s).unwrap();
+        let (JwtKey::Hs256(a), JwtKey::Hs256(b)) = (&served.jwt.key, &used.jwt.key) else {
+            panic!("expected HS256");
+        };
+        assert_eq!(a, b);
+
+        // A secret gone is named, not made up again.
+        for (file, what) in [
+            ("jwt-secret", "token secret"),
+            ("url-signing.key", "URL signing key"),
+        ] {
+            let path = data.join(file);
+            let kept = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let msg = match existing(&s) {
+                Err(e @ ConfigError::NoDeployment(_)) => e.to_string(),
+                other => panic!("expected NoDeployment without {file}: {other:?}"),
+            };
+            assert!(msg.contains(what) && msg.contains(file), "{msg}");
+            assert!(!path.exists(), "{file} was generated again");
+            std::fs::write(&path, kept).unwrap();
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `cairn` binary itself: fail-fast configuration, the store `RAW_BUCKET` selects and the
-//! start-up line naming it, `cairn token` with the generated dev secret, and graceful shutdown
-//! on SIGTERM.
+//! start-up line naming it, `cairn token` with the generated dev secret, commands that work on
+//! an existing deployment and never make one up, and graceful shutdown on SIGTERM.
 use std::{
     io::{BufRead, BufReader},
     path::Path,
@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -343,4 +344,172 @@ async fn raw_bucket_alone_selects_s3_and_start_up_names_the_store() {
         !dir.path().join("objects").exists() && !dir.path().join("url-signing.key").exists(),
         "the local store was opened"
     );
+}
+
+/// The case: `cairn token`, `usage` and `lifecycle` run outside the server's directory.
+/// They used to make up a fresh `./cairn-data` (new secret, empty catalog), report nothing and
+/// mint a token no server accepts; now they refuse with 2, naming where they looked.
+#[test]
+fn cli_commands_outside_a_deployment_refuse_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["usage"][..],
+        &["usage", "--csv"],
+        &["usage", "--reconcile", "--fix"],
+        &["lifecycle", "run"],
+        &["lifecycle", "run", "--dry-run"],
+        &["token", "--sub", "alice", "--tenant", "acme=owner"],
+    ] {
+        // The default data dir, `./cairn-data` in the working directory.
+        let out = cairn(dir.path())
+            .env_remove("CAIRN_DATA_DIR")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("CAIRN_DATA_DIR=./cairn-data does not exist")
+                && stderr.contains("DATABASE_URL"),
+            "{args:?}: {stderr}"
+        );
+        if args[0] == "token" {
+            assert!(stderr.contains("token secret (jwt-secret)"), "{stderr}");
+        }
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
+
+/// A deployment missing a piece: the piece is named, exit 2, and it is not made up again. The
+/// catalog: a file that is gone, or (on this run's backend) a database no server migrated.
+#[tokio::test]
+async fn cli_commands_name_the_missing_piece_and_do_not_make_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], database_url: Option<&str>| {
+        let mut c = cairn(dir.path());
+        if let Some(url) = database_url {
+            c.env("DATABASE_URL", url);
+        }
+        c.args(args).output().unwrap()
+    };
+    let refused = |args: &[&str], database_url: Option<&str>, named: &str| {
+        let out = run(args, database_url);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("creates nothing"),
+            "{args:?}: {stderr}"
+        );
+    };
+    // What `cairn serve` would leave: SQLite catalog, objects, dev secrets.
+    let out = run(&["migrate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = ["token", "--sub", "alice", "--tenant", "acme=owner"];
+
+    // The catalog file gone: the commands that read it refuse; `cairn token` never opens it.
+    let db = dir.path().join("cairn.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let f = format!("{}{suffix}", db.display());
+        std::fs::remove_file(&f)
+            .or_else(|e| if suffix.is_empty() { Err(e) } else { Ok(()) })
+            .unwrap();
+    }
+    let named = format!("the catalog {} does not exist", db.display());
+    refused(&["usage"], None, &named);
+    refused(&["lifecycle", "run", "--dry-run"], None, &named);
+    assert!(!db.exists(), "the catalog was made up");
+    assert!(run(&token, None).status.success());
+
+    // The token secret gone: named, not generated again.
+    let secret = dir.path().join("jwt-secret");
+    std::fs::remove_file(&secret).unwrap();
+    refused(&token, None, "jwt-secret does not exist");
+    assert!(!secret.exists(), "a new token secret was made up");
+
+    // A catalog that exists but no server or `cairn migrate` ever set up.
+    let empty = match backend().as_str() {
+        "postgres" => new_postgres_database().await,
+        _ => {
+            let f = dir.path().join("empty.db");
+            std::fs::write(&f, b"").unwrap();
+            format!("sqlite://{}?mode=rwc", f.display())
+        }
+    };
+    std::fs::write(&secret, "s".repeat(64)).unwrap();
+    refused(&["usage"], Some(&empty), "has no tables");
+    refused(&["lifecycle", "run"], Some(&empty), "has no tables");
+    let conn = sea_orm::Database::connect(&empty).await.unwrap();
+    assert!(
+        !migration::SchemaManager::new(&conn)
+            .has_table("seaql_migrations")
+            .await
+            .unwrap(),
+        "the empty catalog was given tables"
+    );
+    conn.close().await.unwrap();
+}
+
+/// `cairn usage` reads the catalog alone: with its S3 store down, it still prints an existing
+/// catalog's usage. The sweep needs the store and says so.
+#[tokio::test]
+async fn usage_works_while_the_store_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_url().await;
+    let run = |args: &[&str]| {
+        let mut c = cairn(dir.path());
+        with_unreachable_s3(&mut c, dir.path());
+        if let Some(url) = &catalog {
+            c.env("DATABASE_URL", url);
+        }
+        c.args(args).output().unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = catalog
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rw", dir.path().join("cairn.db").display()));
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let d = cairn::metering::counters::Delta::live(None, 4321).uploaded(4321, false);
+    cairn::metering::counters::record(&db, "storedown", "prod", Utc::now(), &d)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let out = run(&["usage"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("storedown") && stdout.contains("4.3 kB"),
+        "{stdout}"
+    );
+    let out = run(&["usage", "--csv"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.contains("storedown,prod,1,4321,4321"), "{csv}");
+
+    let out = run(&["lifecycle", "run", "--dry-run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not answer"), "{stderr}");
 }
