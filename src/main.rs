@@ -27,6 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply pending catalog migrations, then serve the HTTP API until SIGTERM or Ctrl-C.
+    #[command(after_help = AWS_CHAIN_HELP)]
     Serve(Settings),
     /// Create the catalog or apply its pending migrations, and exit.
     Migrate(Settings),
@@ -43,6 +44,13 @@ enum Command {
     /// when drift is found and not fixed).
     Usage(UsageArgs),
 }
+
+/// The settings the AWS SDK reads itself (S3 and CloudFront), listed after `cairn serve`'s own.
+const AWS_CHAIN_HELP: &str = "\
+AWS chain (read by the AWS SDK for S3 and CloudFront, besides AWS_REGION and AWS_ENDPOINT_URL_S3):
+      AWS_PROFILE                                a profile of ~/.aws/config and ~/.aws/credentials
+      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   static credentials (AWS_SESSION_TOKEN: temporary)
+  Instance and container roles need no setting.";
 
 #[derive(clap::Args)]
 struct UsageArgs {

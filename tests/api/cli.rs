@@ -1,7 +1,9 @@
 //! The `cairn` binary itself: fail-fast configuration, the store `RAW_BUCKET` selects and the
 //! start-up line naming it, `cairn token` with the generated dev secret, commands that work on
-//! an existing deployment and never make one up, and graceful shutdown on SIGTERM.
+//! an existing deployment and never make one up, `.env.sample` against `--help`, and graceful
+//! shutdown on SIGTERM.
 use std::{
+    collections::BTreeSet,
     io::{BufRead, BufReader},
     path::Path,
     process::{Command, Stdio},
@@ -512,4 +514,49 @@ async fn usage_works_while_the_store_is_down() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("does not answer"), "{stderr}");
+}
+
+/// `.env.sample` lists exactly the settings `cairn serve --help` names: its own (`[env: ...]`)
+/// and the AWS chain's.
+#[test]
+fn env_sample_lists_the_settings_of_serve_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cairn(dir.path())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut in_help: BTreeSet<String> = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(['=', ']']).next().unwrap().to_owned())
+        .collect();
+    in_help.extend(
+        help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("AWS_"))
+            .map(str::to_owned),
+    );
+    for var in ["DATABASE_URL", "CAIRN_METRICS_TOKEN", "AWS_PROFILE"] {
+        assert!(in_help.contains(var), "--help does not name {var}: {help}");
+    }
+    let sample =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.sample")).unwrap();
+    // `NAME=value` lines, set or commented out.
+    let in_sample: BTreeSet<String> = sample
+        .lines()
+        .filter_map(|l| {
+            let (name, _) = l.trim_start_matches('#').trim().split_once('=')?;
+            let is_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            is_name.then(|| name.to_owned())
+        })
+        .collect();
+    let missing: Vec<_> = in_help.difference(&in_sample).collect();
+    let unknown: Vec<_> = in_sample.difference(&in_help).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        ".env.sample misses {missing:?}; --help does not name {unknown:?}"
+    );
 }
