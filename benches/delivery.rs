@@ -142,7 +142,7 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
     let settings = Settings {
         // `CAIRN_BENCH_DATABASE_URL=postgres://...` measures on Postgres (an empty database).
         database_url: std::env::var("CAIRN_BENCH_DATABASE_URL").ok(),
-        storage: "local".into(),
+        storage: Some("local".into()),
         data_dir: dir.path().to_owned(),
         s3_force_path_style: "false".into(),
         s3_conditional_writes: "true".into(),

@@ -274,7 +274,7 @@ fn settings(data_dir: &std::path::Path, bucket: &str) -> Settings {
         database_url: std::env::var("CAIRN_BENCH_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty()),
-        storage: "s3".into(),
+        storage: Some("s3".into()),
         data_dir: data_dir.to_owned(),
         raw_bucket: Some(bucket.to_owned()),
         s3_force_path_style: "true".into(),

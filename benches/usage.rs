@@ -67,7 +67,7 @@ async fn main() {
         database_url: std::env::var("CAIRN_BENCH_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty()),
-        storage: "local".into(),
+        storage: Some("local".into()),
         data_dir: dir.path().to_owned(),
         s3_force_path_style: "false".into(),
         s3_conditional_writes: "true".into(),

@@ -13,13 +13,14 @@ pub struct Settings {
     /// Catalog database: `sqlite://...` (default: `cairn.db` in the data dir) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Object storage backend: `local` or `s3`.
-    #[arg(long, env = "CAIRN_STORAGE", default_value = "local")]
-    pub storage: String,
+    /// Object storage backend: `local` or `s3` (default: `s3` when `RAW_BUCKET` is set, else
+    /// `local`; `local` with `RAW_BUCKET` set is refused).
+    #[arg(long, env = "CAIRN_STORAGE")]
+    pub storage: Option<String>,
     /// Local objects and generated dev secrets.
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = "./cairn-data")]
     pub data_dir: PathBuf,
-    /// S3 bucket; required with `CAIRN_STORAGE=s3`.
+    /// S3 bucket to store objects in; setting it selects `CAIRN_STORAGE=s3`.
     #[arg(long, env = "RAW_BUCKET")]
     pub raw_bucket: Option<String>,
     /// Path-style S3 addressing (Garage, MinIO).
@@ -417,6 +418,27 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A command that works on an existing deployment ([`Provision::Existing`]) found part of it
+    /// missing: what is missing, as a sentence. `cairn` exits with 2.
+    #[error(
+        "{0}. This command works on an existing deployment and creates nothing: run it with the \
+         server's CAIRN_DATA_DIR and DATABASE_URL (and CAIRN_JWT_SECRET, if the server has one), \
+         or create a deployment with `cairn serve` or `cairn migrate`"
+    )]
+    NoDeployment(String),
+}
+
+/// What loading the configuration may create on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    /// `cairn serve` and `cairn migrate`: the data dir, the SQLite catalog and the generated dev
+    /// secrets are created when missing, so the embedded default starts from nothing.
+    Create,
+    /// Every other command works on what a server left: nothing is created, and a missing data
+    /// dir, dev secret or (when the catalog is opened) SQLite catalog is a
+    /// [`ConfigError::NoDeployment`]. A fresh data dir would hold an empty catalog and a new
+    /// secret: a report of nothing, a token no server accepts.
+    Existing,
 }
 
 fn invalid(var: &'static str, why: impl Into<String>) -> ConfigError {
@@ -427,8 +449,15 @@ fn invalid(var: &'static str, why: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Validates every setting; in local mode also creates the data dir and the dev secrets.
+    /// Validates every setting; in local mode also creates the data dir and the dev secrets
+    /// ([`Provision::Create`], as `cairn serve` does).
     pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        Self::load(s, Provision::Create)
+    }
+
+    /// Validates every setting; `provision` says whether a missing data dir and dev secrets are
+    /// created or refused.
+    pub fn load(s: &Settings, provision: Provision) -> Result<Self, ConfigError> {
         let envs: Vec<String> = s
             .envs
             .split(',')
@@ -486,21 +515,40 @@ impl Config {
         }
 
         let data_dir = s.data_dir.clone();
-        let local = match s.storage.as_str() {
-            "local" => true,
-            "s3" => false,
-            other => {
-                return Err(invalid(
-                    "CAIRN_STORAGE",
-                    format!("`{other}` is not `local` or `s3`"),
-                ))
+        let local = is_local(s)?;
+        let jwt_in_data_dir = local && s.jwt_secret.is_none() && s.jwt_public_key.is_none();
+        if local && provision == Provision::Existing && !data_dir.is_dir() {
+            let mut holds = vec![];
+            if s.database_url.is_none() {
+                holds.push("catalog (cairn.db)");
             }
-        };
+            holds.push("objects");
+            if jwt_in_data_dir {
+                holds.push("token secret (jwt-secret)");
+            }
+            let last = holds.pop().unwrap_or_default();
+            let holds = if holds.is_empty() {
+                last.to_owned()
+            } else {
+                format!("{} and {last}", holds.join(", "))
+            };
+            return Err(ConfigError::NoDeployment(format!(
+                "CAIRN_DATA_DIR={} does not exist, so neither do its {holds}",
+                data_dir.display(),
+            )));
+        }
         let storage = if local {
-            ensure_dir(&data_dir)?;
+            if provision == Provision::Create {
+                ensure_dir(&data_dir)?;
+            }
             StorageConfig::Local {
                 root: data_dir.join("objects"),
-                signing_key: dev_secret(&data_dir.join("url-signing.key"))?.0,
+                signing_key: dev_secret(
+                    &data_dir.join("url-signing.key"),
+                    "the URL signing key",
+                    provision,
+                )?
+                .0,
             }
         } else {
             let bucket = s
@@ -536,7 +584,11 @@ impl Config {
             (None, Some(pem)) => parse_public_key(pem)?,
             (None, None) if local => {
                 let path = data_dir.join("jwt-secret");
-                let (secret, created) = dev_secret(&path)?;
+                let (secret, created) = dev_secret(
+                    &path,
+                    "the token secret (CAIRN_JWT_SECRET is unset)",
+                    provision,
+                )?;
                 if created {
                     tracing::warn!(
                         path = %path.display(),
@@ -570,7 +622,11 @@ impl Config {
                 ))
             }
             None => {
-                ensure_dir(&data_dir)?;
+                // Existing: whether the file is there is checked where the catalog is opened
+                // (`cairn token` never opens it).
+                if provision == Provision::Create {
+                    ensure_dir(&data_dir)?;
+                }
                 format!("sqlite://{}?mode=rwc", data_dir.join("cairn.db").display())
             }
         };
@@ -623,6 +679,71 @@ impl Config {
         };
         Ok(config)
     }
+}
+
+/// Whether objects stay on local disk. `CAIRN_STORAGE` unset follows `RAW_BUCKET` (DESIGN §10),
+/// so a deployment that names only the bucket, as the AWS docs deploy it, stores in the bucket;
+/// `local` with a bucket named is a contradiction that would lose every object with the disk.
+fn is_local(s: &Settings) -> Result<bool, ConfigError> {
+    let bucket = s.raw_bucket.as_deref().filter(|b| !b.is_empty());
+    match s
+        .storage
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(bucket.is_none()),
+        Some("s3") => Ok(false),
+        Some("local") => match bucket {
+            None => Ok(true),
+            Some(b) => Err(invalid(
+                "CAIRN_STORAGE",
+                format!(
+                    "`local` while RAW_BUCKET is set (`{b}`): objects would stay on this \
+                     machine's disk, not in the bucket. Unset CAIRN_STORAGE (or set it to `s3`) \
+                     to store them in the bucket, or unset RAW_BUCKET to keep them local"
+                ),
+            )),
+        },
+        Some(other) => Err(invalid(
+            "CAIRN_STORAGE",
+            format!("`{other}` is not `local` or `s3`"),
+        )),
+    }
+}
+
+/// The file a `sqlite:` catalog URL names, read as SQLx reads it (percent-decoded, without the
+/// query); `None` for other backends and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = query.split('&').any(|p| p == "mode=memory");
+    if path.is_empty() || path == ":memory:" || memory {
+        return None;
+    }
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
+    Some(PathBuf::from(path.as_ref()))
+}
+
+/// The catalog as logs may show it: `sqlite <file>`, or `postgres://host[:port]/database` without
+/// user, password or query (which may carry a password too).
+pub fn describe_catalog(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        return match sqlite_file(url) {
+            Some(path) => format!("sqlite {}", path.display()),
+            None => "sqlite in memory".into(),
+        };
+    }
+    let (scheme, rest) = url.split_once("://").unwrap_or(("unknown", ""));
+    // RFC 3986: the authority ends at the first `/`, `?` or `#`; user info ends at its last `@`.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let path = tail.split(['?', '#']).next().unwrap_or("");
+    format!("{scheme}://{host}{path}")
 }
 
 fn parse_lifecycle(s: &Settings) -> Result<LifecycleConfig, ConfigError> {
@@ -1115,9 +1236,13 @@ fn parse_public_key(value: &str) -> Result<JwtKey, ConfigError> {
     }
 }
 
-/// Reads a generated secret, creating it (32 random bytes, hex, mode 0600) when absent.
-/// Returns whether it was created.
-fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
+/// Reads a generated secret (`what`, for the error when it is missing), creating it (32 random
+/// bytes, hex, mode 0600) when absent and `provision` allows. Returns whether it was created.
+fn dev_secret(
+    path: &Path,
+    what: &str,
+    provision: Provision,
+) -> Result<(Secret, bool), ConfigError> {
     use std::io::Write;
     let io = |source| ConfigError::Io {
         path: path.to_owned(),
@@ -1131,7 +1256,14 @@ fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
                 format!("{} is too short", path.display()),
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if provision == Provision::Existing {
+                return Err(ConfigError::NoDeployment(format!(
+                    "{what}: {} does not exist",
+                    path.display()
+                )));
+            }
+        }
         Err(e) => return Err(io(e)),
     }
     let secret = hex::encode(rand::random::<[u8; 32]>());
@@ -1146,7 +1278,9 @@ fn dev_secret(path: &Path) -> Result<(Secret, bool), ConfigError> {
             Ok((Secret::new(secret), true))
         }
         // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => dev_secret(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            dev_secret(path, what, provision)
+        }
         Err(e) => Err(io(e)),
     }
 }
@@ -1157,7 +1291,6 @@ mod tests {
 
     fn settings(dir: &Path) -> Settings {
         Settings {
-            storage: "local".into(),
             data_dir: dir.to_owned(),
             s3_force_path_style: "false".into(),
             s3_conditional_writes: "true".into(),
@@ -1178,9 +1311,154 @@ mod tests {
     fn s3_without_bucket_names_raw_bucket() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(dir.path());
-        s.storage = "s3".into();
+        s.storage = Some("s3".into());
         s.jwt_secret = Some("x".repeat(32));
         assert!(err(&s).starts_with("RAW_BUCKET is required"), "{}", err(&s));
+    }
+
+    /// DESIGN §10: `RAW_BUCKET` alone means S3, as the AWS docs deploy it; nothing lands on
+    /// local disk.
+    #[test]
+    fn raw_bucket_alone_selects_s3() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.raw_bucket = Some("assets".into());
+        s.aws_region = Some("eu-west-1".into());
+        s.jwt_secret = Some("x".repeat(32));
+        for storage in [None, Some(""), Some(" "), Some("s3")] {
+            s.storage = storage.map(str::to_owned);
+            let c = Config::from_settings(&s).unwrap();
+            let StorageConfig::S3(s3) = &c.storage else {
+                panic!("CAIRN_STORAGE={storage:?} with RAW_BUCKET: {:?}", c.storage);
+            };
+            assert_eq!(s3.bucket, "assets");
+            assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        }
+        assert!(!dir.path().join("url-signing.key").exists());
+        assert!(!dir.path().join("objects").exists());
+        // No bucket (or a blank one): local, as before.
+        for bucket in [None, Some("")] {
+            s.storage = None;
+            s.raw_bucket = bucket.map(str::to_owned);
+            let c = Config::from_settings(&s).unwrap();
+            assert!(
+                matches!(c.storage, StorageConfig::Local { .. }),
+                "RAW_BUCKET={bucket:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_storage_with_a_bucket_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(dir.path());
+        s.raw_bucket = Some("assets".into());
+        s.jwt_secret = Some("x".repeat(32));
+        for local in ["local", " local "] {
+            s.storage = Some(local.into());
+            let msg = err(&s);
+            assert!(msg.starts_with("CAIRN_STORAGE is invalid"), "{msg}");
+            assert!(
+                msg.contains("RAW_BUCKET") && msg.contains("`assets`"),
+                "{msg}"
+            );
+        }
+        assert!(!dir.path().join("url-signing.key").exists());
+    }
+
+    /// Commands other than `serve` and `migrate` never make a data dir or a secret up.
+    #[test]
+    fn an_existing_deployment_is_used_never_created() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("cairn-data");
+        let s = settings(&data);
+        let existing = |s: &Settings| Config::load(s, Provision::Existing);
+        let msg = match existing(&s) {
+            Err(e @ ConfigError::NoDeployment(_)) => e.to_string(),
+            other => panic!("expected NoDeployment: {other:?}"),
+        };
+        for named in ["CAIRN_DATA_DIR=", "jwt-secret", "cairn.db", "DATABASE_URL"] {
+            assert!(msg.contains(named), "{named} not in: {msg}");
+        }
+        assert!(!data.exists(), "the data dir was created");
+
+        // S3 with the token secret from the environment: nothing in the data dir is needed to
+        // load (a default SQLite catalog is checked where it is opened), and nothing is made.
+        let mut s3 = s.clone();
+        s3.raw_bucket = Some("assets".into());
+        s3.jwt_secret = Some("x".repeat(32));
+        existing(&s3).unwrap();
+        assert!(!data.exists(), "the data dir was created for S3");
+
+        // What `cairn serve` generated is what the others use.
+        let served = Config::from_settings(&s).unwrap();
+        let used = existing(&s).unwrap();
+        let (JwtKey::Hs256(a), JwtKey::Hs256(b)) = (&served.jwt.key, &used.jwt.key) else {
+            panic!("expected HS256");
+        };
+        assert_eq!(a, b);
+
+        // A secret gone is named, not made up again.
+        for (file, what) in [
+            ("jwt-secret", "token secret"),
+            ("url-signing.key", "URL signing key"),
+        ] {
+            let path = data.join(file);
+            let kept = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let msg = match existing(&s) {
+                Err(e @ ConfigError::NoDeployment(_)) => e.to_string(),
+                other => panic!("expected NoDeployment without {file}: {other:?}"),
+            };
+            assert!(msg.contains(what) && msg.contains(file), "{msg}");
+            assert!(!path.exists(), "{file} was generated again");
+            std::fs::write(&path, kept).unwrap();
+        }
+    }
+
+    #[test]
+    fn catalogs_are_described_without_credentials() {
+        for (url, want) in [
+            (
+                "postgres://cairn:hunter2@db.internal:5432/cairn?sslmode=require",
+                "postgres://db.internal:5432/cairn",
+            ),
+            (
+                "postgresql://cairn@db/cairn?password=hunter2",
+                "postgresql://db/cairn",
+            ),
+            ("postgres://u:p%40ss@h", "postgres://h"),
+            (
+                "postgres:///cairn?host=/run/postgresql",
+                "postgres:///cairn",
+            ),
+            (
+                "sqlite://./cairn-data/cairn.db?mode=rwc",
+                "sqlite ./cairn-data/cairn.db",
+            ),
+            (
+                "sqlite:///var/lib/cairn/a%3Fb.db",
+                "sqlite /var/lib/cairn/a?b.db",
+            ),
+            ("sqlite::memory:", "sqlite in memory"),
+        ] {
+            assert_eq!(describe_catalog(url), want, "{url}");
+        }
+        for (url, want) in [
+            (
+                "sqlite://./cairn-data/cairn.db?mode=rwc",
+                Some("./cairn-data/cairn.db"),
+            ),
+            ("sqlite:cairn.db", Some("cairn.db")),
+            ("sqlite:///abs/c.db?mode=rw", Some("/abs/c.db")),
+            ("sqlite::memory:", None),
+            ("sqlite://:memory:", None),
+            ("sqlite://x.db?mode=memory", None),
+            ("sqlite://?mode=rwc", None),
+            ("postgres://h/db", None),
+        ] {
+            assert_eq!(sqlite_file(url), want.map(PathBuf::from), "{url}");
+        }
     }
 
     #[test]
@@ -1357,7 +1635,7 @@ mod tests {
                 s.max_upload_bytes = "-5".into()
             }),
             ("CAIRN_LISTEN", |s| s.listen = "nowhere".into()),
-            ("CAIRN_STORAGE", |s| s.storage = "ftp".into()),
+            ("CAIRN_STORAGE", |s| s.storage = Some("ftp".into())),
             ("CAIRN_ENVS", |s| s.envs = ",".into()),
             ("CAIRN_JWT_SECRET", |s| s.jwt_secret = Some("short".into())),
             ("CAIRN_JWT_PUBLIC_KEY", |s| {

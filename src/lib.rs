@@ -54,23 +54,8 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("applying catalog migrations")
 }
 
-/// What `cairn lifecycle run` needs: the store and the migrated catalog, without a server.
+/// What `cairn lifecycle run` needs: the store and the existing catalog, without a server.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
-    let (db, store) = catalog_and_store(config).await?;
-    Ok(lifecycle_of(db, store, config))
-}
-
-/// What `cairn usage` needs: the store (CloudFront logs) and the migrated catalog.
-pub async fn metering_for_cli(config: &Config) -> anyhow::Result<metering::Metering> {
-    let (db, store) = catalog_and_store(config).await?;
-    metering::backfill_if_new(&db).await?;
-    Ok(metering_of(db, store, config))
-}
-
-/// The store and the migrated catalog of a CLI command.
-async fn catalog_and_store(
-    config: &Config,
-) -> anyhow::Result<(DatabaseConnection, Arc<dyn ObjectStore>)> {
     let store: Arc<dyn ObjectStore> = match &config.storage {
         StorageConfig::S3(s3) => {
             let store = storage::s3::connect(s3, config.multipart_threshold).await?;
@@ -87,9 +72,48 @@ async fn catalog_and_store(
             Arc::new(open_local(root, &public_url, signing_key)?)
         }
     };
+    let db = existing_catalog(config).await?;
+    Ok(lifecycle_of(db, store, config))
+}
+
+/// What `cairn usage` needs: the existing catalog with its usage counters. Not the store:
+/// reports and the reconcile check read the catalog alone, so they work while the store is down.
+pub async fn usage_catalog_for_cli(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let db = existing_catalog(config).await?;
+    metering::backfill_if_new(&db).await?;
+    Ok(db)
+}
+
+/// The catalog of a command other than `serve` and `migrate`: it must exist and have been
+/// migrated (by a server or `cairn migrate`), else [`config::ConfigError::NoDeployment`]; a
+/// SQLite file is never created and an empty database never given tables. Migrations the
+/// catalog lacks are applied, as a server would.
+pub async fn existing_catalog(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url.expose();
+    if let Some(file) = config::sqlite_file(url) {
+        if !file.is_file() {
+            return Err(config::ConfigError::NoDeployment(format!(
+                "the catalog {} does not exist (DATABASE_URL; unset: cairn.db in CAIRN_DATA_DIR)",
+                file.display()
+            ))
+            .into());
+        }
+    }
     let db = connect(config).await?;
+    let migrated = migration::SchemaManager::new(&db)
+        .has_table("seaql_migrations")
+        .await
+        .context("reading the catalog (DATABASE_URL)")?;
+    if !migrated {
+        db.close().await.ok();
+        return Err(config::ConfigError::NoDeployment(format!(
+            "the catalog {} has no tables: no server or `cairn migrate` ever ran on it",
+            config::describe_catalog(url)
+        ))
+        .into());
+    }
     migrate(&db).await?;
-    Ok((db, store))
+    Ok(db)
 }
 
 fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
@@ -171,6 +195,26 @@ impl Application {
             }
             StorageConfig::Local { .. } => None,
         };
+        // What this replica stores where, never with credentials: a deployment that meant S3
+        // and got local disk (or another catalog) shows it in its first lines.
+        let catalog = config::describe_catalog(config.database_url.expose());
+        match (&config.storage, &s3) {
+            (StorageConfig::S3(cfg), Some(store)) => tracing::info!(
+                catalog,
+                storage = "s3",
+                bucket = %cfg.bucket,
+                endpoint = %store.endpoint(),
+                region = store.region().unwrap_or("-"),
+                "catalog and object store"
+            ),
+            (StorageConfig::Local { root, .. }, _) => tracing::info!(
+                catalog,
+                storage = "local",
+                objects = %root.display(),
+                "catalog and object store"
+            ),
+            (StorageConfig::S3(_), None) => {}
+        }
         // So is the CloudFront API's (region and credentials), when invalidations are configured.
         let invalidator = match &config.cdn.invalidation {
             Some(cfg) => Some(cdn::invalidation::Invalidator::connect(cfg).await?),

@@ -3,7 +3,7 @@ use std::{collections::BTreeMap, process::ExitCode};
 
 use cairn::{
     auth::{mint, Audience, Claims, Role},
-    config::{Config, Settings},
+    config::{Config, ConfigError, Provision, Settings},
     Application,
 };
 use clap::{Parser, Subcommand};
@@ -14,7 +14,10 @@ mod usage_cli;
 #[command(
     name = "cairn",
     version,
-    about = "Cairn: a multi-tenant artifact store on S3 and CloudFront"
+    about = "Cairn: a multi-tenant artifact store on S3 and CloudFront",
+    after_help = "`serve` and `migrate` create what is missing (the data dir, the SQLite catalog, \
+                  development secrets). The other commands work on an existing deployment, with \
+                  the server's settings: they create nothing and exit with 2 when it is missing."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,10 +27,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Apply pending catalog migrations, then serve the HTTP API until SIGTERM or Ctrl-C.
+    #[command(after_help = AWS_CHAIN_HELP)]
     Serve(Settings),
-    /// Apply pending catalog migrations and exit.
+    /// Create the catalog or apply its pending migrations, and exit.
     Migrate(Settings),
-    /// Mint a bearer token for local use, signed with the configured HS256 secret.
+    /// Mint a bearer token for local use, signed with the configured HS256 secret
+    /// (`CAIRN_JWT_SECRET`, or the one `cairn serve` generated in the data dir).
     Token(TokenArgs),
     /// Lifecycle: retention, abandoned uploads, purges and orphan checks.
     #[command(subcommand)]
@@ -39,6 +44,13 @@ enum Command {
     /// when drift is found and not fixed).
     Usage(UsageArgs),
 }
+
+/// The settings the AWS SDK reads itself (S3 and CloudFront), listed after `cairn serve`'s own.
+const AWS_CHAIN_HELP: &str = "\
+AWS chain (read by the AWS SDK for S3 and CloudFront, besides AWS_REGION and AWS_ENDPOINT_URL_S3):
+      AWS_PROFILE                                a profile of ~/.aws/config and ~/.aws/credentials
+      AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   static credentials (AWS_SESSION_TOKEN: temporary)
+  Instance and container roles need no setting.";
 
 #[derive(clap::Args)]
 struct UsageArgs {
@@ -76,7 +88,8 @@ enum LifecycleCommand {
     /// out-of-retention items `deleted`, deleted items past the grace period are purged and their
     /// objects removed once nothing references them; orphan objects (and the local store's
     /// temp files of interrupted uploads) are reported. Prints a summary table (`--json`: the
-    /// run record). Exits 1 if the sweep failed, 2 if another sweep holds the lease.
+    /// run record). Exits 1 if the sweep failed, 2 if another sweep holds the lease or there is
+    /// no deployment to sweep (it creates none).
     Run(LifecycleRunArgs),
 }
 
@@ -178,30 +191,29 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    if let Command::Usage(args) = cli.command {
-        return match usage_cli::run(args).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Command::Lifecycle(LifecycleCommand::Run(args)) = cli.command {
-        return match lifecycle_run(args).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    let result = match cli.command {
+        Command::Usage(args) => usage_cli::run(args).await,
+        Command::Lifecycle(LifecycleCommand::Run(args)) => lifecycle_run(args).await,
+        command => run(command).await.map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        failure_code(&e)
+    })
+}
+
+/// 2 when a command found no deployment to work on (and created none), else 1.
+fn failure_code(e: &anyhow::Error) -> ExitCode {
+    let no_deployment = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ConfigError>(),
+            Some(ConfigError::NoDeployment(_))
+        )
+    });
+    if no_deployment {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -220,7 +232,7 @@ fn progress_line() -> Option<cairn::lifecycle::Progress> {
 
 async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
     use cairn::lifecycle::{self, RunError, SweepOptions, Trigger};
-    let config = Config::from_settings(&args.settings)?;
+    let config = Config::load(&args.settings, Provision::Existing)?;
     let lc = cairn::lifecycle_for_cli(&config).await?;
     let progress = progress_line();
     let interactive = progress.is_some();
@@ -282,7 +294,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("catalog is up to date");
         }
         Command::Token(args) => {
-            let config = Config::from_settings(&args.settings)?;
+            let config = Config::load(&args.settings, Provision::Existing)?;
             let now = chrono::Utc::now().timestamp();
             let claims = Claims {
                 sub: args.sub,

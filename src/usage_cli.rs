@@ -1,9 +1,9 @@
 //! `cairn usage` (the binary's module): the usage table (or CSV/JSON) and the reconcile check, straight from the
-//! catalog.
+//! catalog (the object store is not opened: the report works while it is down).
 use std::process::ExitCode;
 
 use cairn::{
-    config::Config,
+    config::{Config, Provision},
     metering::{
         reconcile,
         report::{self, Filter, UsageRow},
@@ -14,7 +14,7 @@ use chrono::{NaiveDate, Utc};
 use super::UsageArgs;
 
 pub async fn run(args: UsageArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::from_settings(&args.settings)?;
+    let config = Config::load(&args.settings, Provision::Existing)?;
     if let Some(t) = &args.tenant {
         cairn::domain::TenantId::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {}", e.detail))?;
     }
@@ -37,9 +37,9 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<ExitCode> {
             Some((from, to))
         }
     };
-    let m = cairn::metering_for_cli(&config).await?;
+    let db = cairn::usage_catalog_for_cli(&config).await?;
     if args.reconcile {
-        let drift = reconcile::reconcile(&m.db, args.fix, Utc::now()).await?;
+        let drift = reconcile::reconcile(&db, args.fix, Utc::now()).await?;
         if drift.is_empty() {
             println!("usage counters match the catalog");
             return Ok(ExitCode::SUCCESS);
@@ -70,7 +70,7 @@ pub async fn run(args: UsageArgs) -> anyhow::Result<ExitCode> {
         env: args.env,
         range,
     };
-    let rows = report::rows(&m.db, &filter, &config.metering.prices).await?;
+    let rows = report::rows(&db, &filter, &config.metering.prices).await?;
     if args.csv {
         print!("{}", report::csv(&rows));
     } else if args.json {

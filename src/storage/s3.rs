@@ -61,6 +61,17 @@ impl Endpoint {
     }
 }
 
+/// `scheme://host[:port]`, for logs: user info, should the URL carry any, is left out.
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self
+            .host
+            .rsplit_once('@')
+            .map_or(self.host.as_str(), |(_, h)| h);
+        write!(f, "{}://{host}", self.scheme)
+    }
+}
+
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -156,6 +167,16 @@ impl S3Store {
 
     pub fn bucket(&self) -> &str {
         &self.bucket
+    }
+
+    /// Where requests and URLs go.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The region requests are signed for, as the AWS chain resolved it.
+    pub fn region(&self) -> Option<&str> {
+        self.client.config().region().map(|r| r.as_ref())
     }
 
     async fn credentials(&self) -> Result<Credentials, StoreError> {

@@ -58,7 +58,8 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
-fn backend() -> String {
+/// `sqlite` (default) or `postgres`: the catalog of this run.
+pub fn backend() -> String {
     std::env::var("CAIRN_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
@@ -151,7 +152,7 @@ impl TestApp {
         };
         let mut settings = Settings {
             database_url,
-            storage: "local".into(),
+            storage: Some("local".into()),
             data_dir: dir.path().to_owned(),
             s3_force_path_style: "false".into(),
             s3_conditional_writes: "true".into(),
@@ -167,7 +168,7 @@ impl TestApp {
             ..Default::default()
         };
         if let Some(bucket) = &bucket {
-            settings.storage = "s3".into();
+            settings.storage = Some("s3".into());
             settings.raw_bucket = Some(bucket.clone());
             settings.s3_force_path_style = "true".into();
             settings.aws_endpoint_url_s3 = std::env::var("AWS_ENDPOINT_URL_S3").ok();

@@ -1161,6 +1161,8 @@ async fn the_cli_runs_a_sweep_and_prints_a_summary() {
             .output()
             .unwrap()
     };
+    // The sweep works on an existing catalog: `cairn migrate` creates it.
+    assert!(cairn(&["migrate"]).status.success());
     let out = cairn(&["lifecycle", "run", "--dry-run"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -804,7 +804,7 @@ async fn the_cli_prints_usage_as_a_table_csv_and_reconciles() {
             data_dir: dir.path().to_owned(),
             ..Default::default()
         };
-        s.storage = "local".into();
+        s.storage = Some("local".into());
         s.listen = "127.0.0.1:0".into();
         s.presign_ttl_secs = "3600".into();
         s.max_upload_bytes = "1000".into();

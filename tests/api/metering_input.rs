@@ -174,7 +174,7 @@ async fn a_tenant_upload_named_like_a_log_file_is_never_ingested() {
 /// Settings that are valid but for what the caller changes.
 fn settings(dir: &std::path::Path) -> Settings {
     Settings {
-        storage: "local".into(),
+        storage: Some("local".into()),
         data_dir: dir.to_owned(),
         s3_force_path_style: "false".into(),
         s3_conditional_writes: "true".into(),

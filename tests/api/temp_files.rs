@@ -19,7 +19,7 @@ use crate::helpers::TestApp;
 
 /// This run's catalog, the local store.
 fn local(s: &mut Settings) {
-    s.storage = "local".into();
+    s.storage = Some("local".into());
     s.raw_bucket = None;
     s.aws_endpoint_url_s3 = None;
     s.s3_force_path_style = "false".into();
@@ -78,7 +78,7 @@ async fn a_restarted_server_removes_abandoned_temp_files_and_keeps_fresh_ones() 
     // A command opening the store meanwhile (a server may be running) removes nothing.
     let config = Config::from_settings(&settings).unwrap();
     cairn::lifecycle_for_cli(&config).await.unwrap();
-    cairn::metering_for_cli(&config).await.unwrap();
+    cairn::usage_catalog_for_cli(&config).await.unwrap();
     assert!(killed.exists() && killed_meta.exists() && fresh.exists());
 
     // A server starting on the same data dir and catalog does.
