@@ -22,7 +22,7 @@ pub mod storage;
 use app::{App, AppState};
 use config::{Config, Secret, StorageConfig};
 use domain::artifacts::{verify::VerifyQueue, Changes};
-use storage::{local::LocalStore, ObjectStore};
+use storage::{local::LocalStore, s3::S3Store, ObjectStore};
 
 /// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
 /// SQLite allows, and a single connection never meets `SQLITE_BUSY`.
@@ -56,40 +56,60 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// What `cairn lifecycle run` needs: the store and the migrated catalog, without a server.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
-    let (db, store) = catalog_and_store(config).await?;
+    let (db, store, _) = catalog_and_store(config).await?;
     Ok(lifecycle_of(db, store, config))
 }
 
-/// What `cairn usage` needs: the store (CloudFront logs) and the migrated catalog.
+/// What `cairn usage` needs: the store CloudFront's logs are in and the migrated catalog.
 pub async fn metering_for_cli(config: &Config) -> anyhow::Result<metering::Metering> {
-    let (db, store) = catalog_and_store(config).await?;
+    let (db, store, s3) = catalog_and_store(config).await?;
     metering::backfill_if_new(&db).await?;
-    Ok(metering_of(db, store, config))
+    let logs = cdn_log_store(config, &store, s3.as_ref());
+    Ok(metering_of(db, logs, config))
 }
 
-/// The store and the migrated catalog of a CLI command.
+/// The store (and, on S3, the S3 store it is) and the migrated catalog of a CLI command.
 async fn catalog_and_store(
     config: &Config,
-) -> anyhow::Result<(DatabaseConnection, Arc<dyn ObjectStore>)> {
-    let store: Arc<dyn ObjectStore> = match &config.storage {
+) -> anyhow::Result<(
+    DatabaseConnection,
+    Arc<dyn ObjectStore>,
+    Option<Arc<S3Store>>,
+)> {
+    let (store, s3): (Arc<dyn ObjectStore>, _) = match &config.storage {
         StorageConfig::S3(s3) => {
             let store = storage::s3::connect(s3, config.multipart_threshold).await?;
             store.check_ready().await.with_context(|| {
                 format!("the object store (bucket {}) does not answer", s3.bucket)
             })?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
         }
         StorageConfig::Local { root, signing_key } => {
             let public_url = config
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            Arc::new(open_local(root, &public_url, signing_key)?)
+            (Arc::new(open_local(root, &public_url, signing_key)?), None)
         }
     };
     let db = connect(config).await?;
     migrate(&db).await?;
-    Ok((db, store))
+    Ok((db, store, s3))
+}
+
+/// The store CloudFront's logs are read from: the log bucket `CAIRN_CDN_LOG_PREFIX` names
+/// (`s3://<bucket>/...`) through the S3 store's own client and credentials, else the object
+/// store. [`Config`] refuses a log bucket without the S3 store.
+fn cdn_log_store(
+    config: &Config,
+    store: &Arc<dyn ObjectStore>,
+    s3: Option<&Arc<S3Store>>,
+) -> Arc<dyn ObjectStore> {
+    match (&config.metering.cdn_log_bucket, s3) {
+        (Some(bucket), Some(s3)) => Arc::new(s3.for_bucket(bucket)),
+        _ => store.clone(),
+    }
 }
 
 fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
@@ -112,15 +132,16 @@ fn lifecycle_of(
     }
 }
 
-/// The metering job's context for this process.
+/// The metering job's context for this process; `logs`: the store CloudFront's logs are in
+/// ([`cdn_log_store`]).
 fn metering_of(
     db: DatabaseConnection,
-    store: Arc<dyn ObjectStore>,
+    logs: Arc<dyn ObjectStore>,
     config: &Config,
 ) -> metering::Metering {
     metering::Metering {
         db,
-        store,
+        store: logs,
         config: config.metering.clone(),
         envs: config.envs.clone(),
         holder: lifecycle::lease::holder_id(),
@@ -194,7 +215,7 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3) {
+        let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3.clone()) {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
                 let local = Arc::new(open_local(root, &public_url, signing_key)?);
@@ -208,7 +229,8 @@ impl Application {
             .context("CAIRN_CLOUDFRONT_PRIVATE_KEY")?;
         let (verify_queue, verify_rx) = VerifyQueue::new();
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
-        let metering = Arc::new(metering_of(db.clone(), store.clone(), &config));
+        let logs = cdn_log_store(&config, &store, s3.as_ref());
+        let metering = Arc::new(metering_of(db.clone(), logs, &config));
         let state = AppState(Arc::new(App {
             db,
             store,

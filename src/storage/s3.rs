@@ -138,6 +138,21 @@ impl S3Store {
         }
     }
 
+    /// The same client, credentials and endpoint on another bucket in the same Region: the
+    /// bucket CloudFront writes its logs to (`CAIRN_CDN_LOG_PREFIX=s3://<bucket>/...`).
+    pub fn for_bucket(&self, bucket: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            bucket: bucket.to_owned(),
+            credentials: self.credentials.clone(),
+            signer: Signer::new(self.signer.region(), "s3"),
+            endpoint: self.endpoint.clone(),
+            conditional_writes: self.conditional_writes,
+            multipart_threshold: self.multipart_threshold,
+            backoff: self.backoff,
+        }
+    }
+
     pub fn conditional_writes(&self) -> bool {
         self.conditional_writes
     }
