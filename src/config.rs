@@ -44,7 +44,9 @@ pub struct Settings {
     /// Base of the URLs Cairn hands out for its own endpoints (default: `http://<listen>`).
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Default lifetime of presigned URLs, in seconds (at most 7 days).
+    /// Default lifetime of presigned URLs, in seconds (at most 7 days). S3 presigned URLs signed
+    /// with temporary credentials (an AWS role) end with the role's session at the latest; the
+    /// `expires_at` Cairn answers says when. CloudFront signed URLs are not bound to it.
     #[arg(long, env = "CAIRN_PRESIGN_TTL_SECS", default_value = "3600")]
     pub presign_ttl_secs: String,
     /// Largest accepted upload, in bytes.

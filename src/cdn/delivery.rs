@@ -145,8 +145,10 @@ impl Cdn {
         }))
     }
 
-    /// A private object's download URL until `expires_at`: a canned-policy CloudFront URL with
-    /// CloudFront keys, else the store's presigned GET.
+    /// A private object's download URL until `expires_at`, and when it really expires: a
+    /// canned-policy CloudFront URL with CloudFront keys (its own key pair, no AWS session
+    /// involved), else the store's presigned GET, which dies with the store's credentials
+    /// ([`crate::storage::url_expiry`]).
     pub async fn private_url(
         &self,
         store: &dyn ObjectStore,
@@ -154,14 +156,18 @@ impl Cdn {
         filename: &Filename,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<String, DeliveryError> {
+    ) -> Result<(String, DateTime<Utc>), DeliveryError> {
         match &self.signer {
             Some(signer) => {
                 let url = self.download_url(key, filename);
                 let signed = signer.sign_canned(&url, expires_at.timestamp(), now)?;
-                Ok(signed.apply(&url))
+                Ok((signed.apply(&url), expires_at))
             }
-            None => Ok(store.presign_download(key, filename, expires_at).await?),
+            None => {
+                let expires_at = crate::storage::url_expiry(store, expires_at).await?;
+                let url = store.presign_download(key, filename, expires_at).await?;
+                Ok((url, expires_at))
+            }
         }
     }
 }

@@ -42,10 +42,16 @@ pub async fn presign_download(
         .map_err(|_| ApiError::internal("bad filename in catalog"))?;
     let now = catalog_time(Utc::now());
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
-    let expires_at = now + Duration::seconds(ttl as i64);
-    let url = app
+    // On a role a presigned URL dies with the session: `expires_at` is when it really does.
+    let (url, expires_at) = app
         .cdn
-        .private_url(&*app.store, &key, &filename, expires_at, now)
+        .private_url(
+            &*app.store,
+            &key,
+            &filename,
+            now + Duration::seconds(ttl as i64),
+            now,
+        )
         .await?;
     let txn = app.db.begin().await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
