@@ -11,8 +11,10 @@
 # the dashboard test, which saves its screenshots under target/screenshots/.
 # S3: a single-node Garage ($GARAGE_VERSION, installed with `cargo install` when missing) on free
 # loopback ports with a temp data dir (infra/garage/garage.toml), stopped when done.
-# Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the CloudFront
-# reference vectors regenerated with botocore and compared with the committed ones, and
+# Before the suites, static checks: cfn-lint on infra/cloudformation (zero errors), the templates
+# rendered with test parameters and checked against src/ (infra/tests: cache TTLs, IAM actions
+# against the SDK calls, log wiring), the CloudFront reference vectors regenerated with botocore
+# and compared with the committed ones, and
 # `cargo deny` (bans: the `rsa` crate stays out; advisories: the RustSec database, fetched, or
 # else a plain copy of it at $CAIRN_ADVISORY_DB or ../shared/advisory-db). Missing tools are
 # installed (pip, cargo install).
@@ -110,6 +112,9 @@ static_checks() {
     # Through the interpreter: a fresh pip install may not be on PATH yet (pyenv shims).
     python3 -c 'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())' \
         infra/cloudformation/*.yaml || die "cfn-lint found errors in infra/cloudformation"
+
+    log "infra/tests: the templates rendered with test parameters, checked against src/"
+    python3 -B -m unittest discover -s infra/tests || die "infra/tests: the templates do not match what Cairn does"
 
     log "CloudFront reference vectors against botocore"
     python3 -c 'import botocore, cryptography' 2>/dev/null || pip_install botocore cryptography ||

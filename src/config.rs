@@ -45,7 +45,9 @@ pub struct Settings {
     /// Base of the URLs Cairn hands out for its own endpoints (default: `http://<listen>`).
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Default lifetime of presigned URLs, in seconds (at most 7 days).
+    /// Default lifetime of presigned URLs, in seconds (at most 7 days). S3 presigned URLs signed
+    /// with temporary credentials (an AWS role) end with the role's session at the latest; the
+    /// `expires_at` Cairn answers says when. CloudFront signed URLs are not bound to it.
     #[arg(long, env = "CAIRN_PRESIGN_TTL_SECS", default_value = "3600")]
     pub presign_ttl_secs: String,
     /// Largest accepted upload, in bytes.
@@ -124,11 +126,13 @@ pub struct Settings {
     /// counter reconcile check): cron like CAIRN_LIFECYCLE_CRON. Every replica may fire; one runs.
     #[arg(long, env = "CAIRN_METERING_CRON", default_value = DEFAULT_METERING_CRON)]
     pub metering_cron: Option<String>,
-    /// Key prefix in the bucket where CloudFront writes its standard access logs (e.g.
-    /// `cdn-logs/`); the metering job adds their requests and bytes to each tenant's usage. Log
-    /// files are read only directly under it. Refused when it covers tenant data: the whole
-    /// bucket (`/`), `tenants/…`, `public/…` or a start of them (`t`, `pub`). Unset: no CDN
-    /// egress is metered.
+    /// Where CloudFront writes its standard access logs; the metering job adds their requests and
+    /// bytes to each tenant's usage. `s3://<bucket>/<prefix>` as infra/ outputs it (`CdnLogPrefix`):
+    /// a log bucket of its own, read with the object store's S3 client and credentials (same
+    /// Region), so only with CAIRN_STORAGE=s3. A bare prefix (`cdn-logs/`) is in the object
+    /// bucket. Log files are read only directly under the prefix. Refused when it covers tenant
+    /// data in the object bucket: the whole bucket, `tenants/…`, `public/…` or a start of them
+    /// (`t`, `pub`). Unset: no CDN egress is metered.
     #[arg(long, env = "CAIRN_CDN_LOG_PREFIX")]
     pub cdn_log_prefix: Option<String>,
     /// Price of storage per GB-month, for cost estimates (any currency).
@@ -258,8 +262,13 @@ pub const DEFAULT_METERING_CRON: &str = "0 0 * * * *";
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeteringConfig {
     pub cron: String,
-    /// Normalised to end in `/`; never empty and never covering tenant data. `None`: no ingest.
+    /// Key prefix of CloudFront's log files, normalised to end in `/` (empty only in a log bucket
+    /// of its own: the whole bucket); never covering tenant data. `None`: no ingest.
     pub cdn_log_prefix: Option<String>,
+    /// The log bucket when it is not the object bucket (`CAIRN_CDN_LOG_PREFIX=s3://<bucket>/…`),
+    /// read with the object store's client and credentials; `None`: the object store. Only
+    /// ever set with the S3 store.
+    pub cdn_log_bucket: Option<String>,
     pub prices: Prices,
 }
 
@@ -286,6 +295,7 @@ impl Default for MeteringConfig {
         Self {
             cron: DEFAULT_METERING_CRON.into(),
             cdn_log_prefix: None,
+            cdn_log_bucket: None,
             prices: Prices::default(),
         }
     }
@@ -644,7 +654,11 @@ impl Config {
             }
         };
         let lifecycle = parse_lifecycle(s)?;
-        let metering = parse_metering(s)?;
+        let object_bucket = match &storage {
+            StorageConfig::S3(s3) => Some(s3.bucket.as_str()),
+            StorageConfig::Local { .. } => None,
+        };
+        let metering = parse_metering(s, object_bucket)?;
         let server = parse_server(s)?;
         let metrics_token = match s.metrics_token.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -862,15 +876,22 @@ fn parse_server(s: &Settings) -> Result<ServerLimits, ConfigError> {
     })
 }
 
-fn parse_metering(s: &Settings) -> Result<MeteringConfig, ConfigError> {
+/// `object_bucket`: `RAW_BUCKET` with the S3 store, `None` with the local one.
+fn parse_metering(
+    s: &Settings,
+    object_bucket: Option<&str>,
+) -> Result<MeteringConfig, ConfigError> {
     let d = MeteringConfig::default();
     let cron = match s.metering_cron.as_deref() {
         Some(v) => parse_cron("CAIRN_METERING_CRON", v)?.0,
         None => d.cron,
     };
-    let cdn_log_prefix = match s.cdn_log_prefix.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(p) => Some(parse_cdn_log_prefix(p)?),
+    let (cdn_log_bucket, cdn_log_prefix) = match s.cdn_log_prefix.as_deref().map(str::trim) {
+        None | Some("") => (None, None),
+        Some(v) => {
+            let (bucket, prefix) = parse_cdn_log_location(v, object_bucket)?;
+            (bucket, Some(prefix))
+        }
     };
     let price = |var: &'static str, v: &Option<String>, default: f64| match v.as_deref() {
         None => Ok(default),
@@ -898,19 +919,95 @@ fn parse_metering(s: &Settings) -> Result<MeteringConfig, ConfigError> {
     Ok(MeteringConfig {
         cron,
         cdn_log_prefix,
+        cdn_log_bucket,
         prices,
     })
 }
 
-/// `CAIRN_CDN_LOG_PREFIX`: a key prefix, without a leading `/` and normalised to end in `/`. It
+/// `CAIRN_CDN_LOG_PREFIX`: `s3://<bucket>/<prefix>` (infra/'s `CdnLogPrefix` output, CloudFront's
+/// `LogBucket` and `LogPrefix`) or a bare key prefix in the object bucket. Answers the log bucket
+/// when it is another bucket than `object_bucket` (`None`: the object bucket) and the prefix,
+/// normalised to end in `/` unless it is a whole log bucket of its own. A bucket needs the S3
+/// store: the local one has none to read it with.
+fn parse_cdn_log_location(
+    v: &str,
+    object_bucket: Option<&str>,
+) -> Result<(Option<String>, String), ConfigError> {
+    const VAR: &str = "CAIRN_CDN_LOG_PREFIX";
+    let Some(location) = v.strip_prefix("s3://") else {
+        if v.contains("://") {
+            return Err(invalid(
+                VAR,
+                format!("`{v}` is neither `s3://<bucket>/<prefix>` nor a key prefix"),
+            ));
+        }
+        return Ok((None, parse_cdn_log_prefix(v)?));
+    };
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    if !is_bucket_name(bucket) {
+        return Err(invalid(
+            VAR,
+            format!("`{bucket}` in `{v}` is not a bucket name"),
+        ));
+    }
+    let Some(object_bucket) = object_bucket else {
+        return Err(invalid(
+            VAR,
+            format!(
+                "`{v}` is an S3 bucket, and CAIRN_STORAGE=local has no S3 client to read it: \
+                 use CAIRN_STORAGE=s3, or a key prefix in the local store (`cdn-logs/`)"
+            ),
+        ));
+    };
+    if prefix.starts_with('/') {
+        return Err(invalid(
+            VAR,
+            format!("`{v}`: the prefix is not a key prefix"),
+        ));
+    }
+    if bucket == object_bucket {
+        return Ok((None, parse_cdn_log_prefix(prefix)?));
+    }
+    // A bucket of CloudFront's own holds no tenant data: all of it may be read.
+    check_key_prefix(prefix)?;
+    Ok((Some(bucket.to_owned()), with_slash(prefix)))
+}
+
+/// S3's rule for bucket names: 3 to 63 lowercase letters, digits, `-` and `.`, starting and
+/// ending with a letter or digit.
+fn is_bucket_name(b: &str) -> bool {
+    let bytes = b.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+fn check_key_prefix(p: &str) -> Result<(), ConfigError> {
+    if p.chars().any(|c| c.is_control() || c == '\\') || p.contains("//") {
+        return Err(invalid("CAIRN_CDN_LOG_PREFIX", "is not a key prefix"));
+    }
+    Ok(())
+}
+
+/// `p` ending in `/`, unless it is empty.
+fn with_slash(p: &str) -> String {
+    if p.is_empty() || p.ends_with('/') {
+        p.to_owned()
+    } else {
+        format!("{p}/")
+    }
+}
+
+/// A key prefix in the object bucket, without a leading `/` and normalised to end in `/`. It
 /// may not cover tenant data ([`covers_tenant_data`]): whatever the metering job finds there is
 /// read as CloudFront's own word on who was served what.
 fn parse_cdn_log_prefix(v: &str) -> Result<String, ConfigError> {
     const VAR: &str = "CAIRN_CDN_LOG_PREFIX";
     let p = v.trim_start_matches('/');
-    if p.chars().any(|c| c.is_control() || c == '\\') || p.contains("//") {
-        return Err(invalid(VAR, "is not a key prefix"));
-    }
+    check_key_prefix(p)?;
     if covers_tenant_data(p) {
         return Err(invalid(
             VAR,
@@ -920,11 +1017,7 @@ fn parse_cdn_log_prefix(v: &str) -> Result<String, ConfigError> {
             ),
         ));
     }
-    Ok(if p.ends_with('/') {
-        p.to_owned()
-    } else {
-        format!("{p}/")
-    })
+    Ok(with_slash(p))
 }
 
 /// Whether a log prefix (in the object bucket, without its leading `/`) overlaps the keys
@@ -1592,6 +1685,80 @@ mod tests {
         let mut s = settings(dir);
         s.cdn_log_prefix = v.map(str::to_owned);
         Config::from_settings(&s).unwrap().metering.cdn_log_prefix
+    }
+
+    /// infra/'s `CdnLogPrefix` output (`s3://<LogBucket>/<LogPrefix>`) is taken as it is: the
+    /// log bucket is read with the S3 store's client, the object bucket's tenant data never.
+    #[test]
+    fn cdn_log_prefix_takes_the_log_bucket_infra_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = |v: &str| {
+            let mut s = settings(dir.path());
+            s.storage = Some("s3".into());
+            s.raw_bucket = Some("cairn-objects".into());
+            s.jwt_secret = Some("x".repeat(32));
+            s.cdn_log_prefix = Some(v.into());
+            Config::from_settings(&s).map(|c| {
+                (
+                    c.metering.cdn_log_bucket,
+                    c.metering.cdn_log_prefix.unwrap(),
+                )
+            })
+        };
+        let other = |b: &str, p: &str| (Some(b.to_owned()), p.to_owned());
+        for (v, want) in [
+            (
+                "s3://cairn-logs/cloudfront/",
+                other("cairn-logs", "cloudfront/"),
+            ),
+            (
+                "s3://cairn-logs/cloudfront",
+                other("cairn-logs", "cloudfront/"),
+            ),
+            (" s3://cairn-logs/a/b/ ", other("cairn-logs", "a/b/")),
+            // A log bucket of CloudFront's own: all of it, `tenants/` too (no tenant data there).
+            ("s3://cairn-logs", other("cairn-logs", "")),
+            ("s3://cairn-logs/", other("cairn-logs", "")),
+            ("s3://cairn-logs/tenants/", other("cairn-logs", "tenants/")),
+            // The object bucket named in full: a prefix in it, as a bare prefix would be.
+            (
+                "s3://cairn-objects/cdn-logs",
+                (None, "cdn-logs/".to_owned()),
+            ),
+            ("cdn-logs/", (None, "cdn-logs/".to_owned())),
+        ] {
+            assert_eq!(location(v).unwrap(), want, "{v}");
+        }
+        for (v, why) in [
+            ("s3://cairn-objects/", "tenant data"),
+            ("s3://cairn-objects", "tenant data"),
+            ("s3://cairn-objects/tenants/acme/", "tenant data"),
+            ("s3://cairn-objects/public/", "tenant data"),
+            ("s3://cairn-objects/pub", "tenant data"),
+            ("s3://Cairn_Logs/cloudfront/", "not a bucket name"),
+            ("s3:///cloudfront/", "not a bucket name"),
+            ("s3://ab/x", "not a bucket name"),
+            ("s3://-logs/x", "not a bucket name"),
+            ("s3://cairn-logs//x", "not a key prefix"),
+            ("s3://cairn-logs/a//b", "not a key prefix"),
+            ("https://cairn-logs.s3.amazonaws.com/x/", "neither"),
+        ] {
+            let err = location(v).unwrap_err().to_string();
+            assert!(
+                err.starts_with("CAIRN_CDN_LOG_PREFIX is invalid") && err.contains(why),
+                "{v:?}: {err}"
+            );
+        }
+
+        // The local store has no S3 client: refused at start-up, naming both settings.
+        let mut s = settings(dir.path());
+        s.cdn_log_prefix = Some("s3://cairn-logs/cloudfront/".into());
+        let msg = err(&s);
+        assert!(
+            msg.starts_with("CAIRN_CDN_LOG_PREFIX is invalid")
+                && msg.contains("CAIRN_STORAGE=local"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod storage;
 use app::{App, AppState};
 use config::{Config, Secret, StorageConfig};
 use domain::artifacts::{verify::VerifyQueue, Changes};
-use storage::{local::LocalStore, ObjectStore};
+use storage::{local::LocalStore, s3::S3Store, ObjectStore};
 
 /// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
 /// SQLite allows, and a single connection never meets `SQLITE_BUSY`.
@@ -56,24 +56,33 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 
 /// What `cairn lifecycle run` needs: the store and the existing catalog, without a server.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
-    let store: Arc<dyn ObjectStore> = match &config.storage {
+    let (store, _) = open_store(config).await?;
+    let db = existing_catalog(config).await?;
+    Ok(lifecycle_of(db, store, config))
+}
+
+/// The object store of a CLI command (checked to answer), and on S3 the S3 store it is.
+async fn open_store(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn ObjectStore>, Option<Arc<S3Store>>)> {
+    let (store, s3): (Arc<dyn ObjectStore>, _) = match &config.storage {
         StorageConfig::S3(s3) => {
             let store = storage::s3::connect(s3, config.multipart_threshold).await?;
             store.check_ready().await.with_context(|| {
                 format!("the object store (bucket {}) does not answer", s3.bucket)
             })?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
         }
         StorageConfig::Local { root, signing_key } => {
             let public_url = config
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            Arc::new(open_local(root, &public_url, signing_key)?)
+            (Arc::new(open_local(root, &public_url, signing_key)?), None)
         }
     };
-    let db = existing_catalog(config).await?;
-    Ok(lifecycle_of(db, store, config))
+    Ok((store, s3))
 }
 
 /// What `cairn usage` needs: the existing catalog with its usage counters. Not the store:
@@ -116,6 +125,20 @@ pub async fn existing_catalog(config: &Config) -> anyhow::Result<DatabaseConnect
     Ok(db)
 }
 
+/// The store CloudFront's logs are read from: the log bucket `CAIRN_CDN_LOG_PREFIX` names
+/// (`s3://<bucket>/...`) through the S3 store's own client and credentials, else the object
+/// store. [`Config`] refuses a log bucket without the S3 store.
+fn cdn_log_store(
+    config: &Config,
+    store: &Arc<dyn ObjectStore>,
+    s3: Option<&Arc<S3Store>>,
+) -> Arc<dyn ObjectStore> {
+    match (&config.metering.cdn_log_bucket, s3) {
+        (Some(bucket), Some(s3)) => Arc::new(s3.for_bucket(bucket)),
+        _ => store.clone(),
+    }
+}
+
 fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
     LocalStore::open(root, public_url, signing_key.expose().as_bytes())
         .with_context(|| format!("cannot open the object directory {}", root.display()))
@@ -136,15 +159,16 @@ fn lifecycle_of(
     }
 }
 
-/// The metering job's context for this process.
+/// The metering job's context for this process; `logs`: the store CloudFront's logs are in
+/// ([`cdn_log_store`]).
 fn metering_of(
     db: DatabaseConnection,
-    store: Arc<dyn ObjectStore>,
+    logs: Arc<dyn ObjectStore>,
     config: &Config,
 ) -> metering::Metering {
     metering::Metering {
         db,
-        store,
+        store: logs,
         config: config.metering.clone(),
         envs: config.envs.clone(),
         holder: lifecycle::lease::holder_id(),
@@ -238,7 +262,7 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3) {
+        let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3.clone()) {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
                 let local = Arc::new(open_local(root, &public_url, signing_key)?);
@@ -252,7 +276,8 @@ impl Application {
             .context("CAIRN_CLOUDFRONT_PRIVATE_KEY")?;
         let (verify_queue, verify_rx) = VerifyQueue::new();
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
-        let metering = Arc::new(metering_of(db.clone(), store.clone(), &config));
+        let logs = cdn_log_store(&config, &store, s3.as_ref());
+        let metering = Arc::new(metering_of(db.clone(), logs, &config));
         let state = AppState(Arc::new(App {
             db,
             store,

@@ -165,8 +165,10 @@ impl Cdn {
         }))
     }
 
-    /// A private object's download URL until `expires_at`: a canned-policy CloudFront URL with
-    /// CloudFront keys, else the store's presigned GET.
+    /// A private object's download URL until `expires_at`, and when it really expires: a
+    /// canned-policy CloudFront URL with CloudFront keys (its own key pair, no AWS session
+    /// involved), else the store's presigned GET, which dies with the store's credentials
+    /// ([`crate::storage::url_expiry`]).
     pub async fn private_url(
         &self,
         store: &dyn ObjectStore,
@@ -174,18 +176,20 @@ impl Cdn {
         d: &Download<'_>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<String, DeliveryError> {
+    ) -> Result<(String, DateTime<Utc>), DeliveryError> {
         match &self.signer {
             Some(signer) => {
                 let url = self.download_url(key, d);
                 let signed = signer.sign_canned(&url, expires_at.timestamp(), now)?;
-                Ok(signed.apply(&url))
+                Ok((signed.apply(&url), expires_at))
             }
             None => {
+                let expires_at = crate::storage::url_expiry(store, expires_at).await?;
                 let inline = shows_inline(d.content_type, store.serves_safely(), d.attachment);
-                Ok(store
+                let url = store
                     .presign_download(key, d.filename, inline, expires_at)
-                    .await?)
+                    .await?;
+                Ok((url, expires_at))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The CDN invalidation queue (DESIGN §7; STYLE habit 6). Purging a public item queues its CDN
-//! path with [`enqueue`], inside the purge's own transaction; [`run`] sends what is queued to
-//! CloudFront and [`spawn_worker`] calls it periodically.
+//! paths ([`paths_for`]: every form CloudFront may cache it under) with [`enqueue`], inside the
+//! purge's own transaction; [`run`] sends what is queued to CloudFront and [`spawn_worker`]
+//! calls it periodically.
 //!
 //! One run:
 //! 1. **claims** up to [`MAX_PATHS_PER_RUN`] distinct queued paths — every free row of each path,
@@ -45,6 +46,9 @@ use client::SendError;
 
 /// Paths per CreateInvalidation.
 pub const MAX_BATCH_PATHS: usize = 1000;
+/// Wildcard paths per CreateInvalidation: CloudFront allows 15 in progress per distribution, so
+/// a batch with more would be refused however long it waited.
+pub const MAX_BATCH_WILDCARDS: usize = 15;
 /// Distinct paths claimed by one run: CloudFront allows 3,000 individual paths in progress per
 /// distribution, so more would only meet `TooManyInvalidationsInProgress`.
 pub const MAX_PATHS_PER_RUN: usize = 3000;
@@ -59,22 +63,121 @@ const MAX_PATH_LEN: usize = 4000;
 /// Serialises claims on Postgres (`pg_advisory_xact_lock`); "cairn-cdn-inval" folded to 63 bits.
 const CLAIM_LOCK: i64 = 0x6361_6972_6e2d_6364;
 
-/// The CDN path of an object: `/` + the key percent-encoded per segment, exactly as clients
-/// request it (CloudFront matches invalidation paths against the encoded request path). An
+/// The URL path Cairn hands out for an object (`Cdn::object_url`): `/` + the key
+/// percent-encoded per segment, every character but RFC 3986's unreserved ones encoded. An
 /// encoded key never contains `*`, so it can never become a wildcard.
 pub fn path_for(key: &ObjectKey) -> String {
     format!("/{}", key.url_path())
 }
 
-/// What [`path_for`] produces: `/` then unreserved characters, `%` escapes and `/`.
-fn is_cdn_path(p: &str) -> bool {
-    p.starts_with('/')
-        && p.len() <= MAX_PATH_LEN
-        && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%/".contains(&b))
+/// Every path to invalidate for the object at `key`: each cache entry of it CloudFront may hold
+/// for a URL Cairn handed out.
+///
+/// - **Query strings.** The only query Cairn puts on a public URL is `/content`'s
+///   `?response-content-disposition=...`, and the public cache policy in infra/ keys on the path
+///   alone (`QueryStringBehavior: none`): every such URL is the one cache entry of its path, and
+///   the bare path invalidates it. Private objects are never invalidated: they are reached only
+///   with signed URLs (at most 7 days), and a deleted item gets none, so by the time the sweep
+///   purges it (`CAIRN_PURGE_GRACE_SECS`, 7 days by default) none is left to reach the cached copy.
+/// - **Encoding.** CloudFront's rule for invalidation paths: percent-encode non-ASCII and the
+///   characters RFC 1738 calls unsafe, and nothing else, or the cached object is not
+///   invalidated. That path comes first ([`invalidation_path`]); the path Cairn handed out
+///   ([`path_for`]), which also encodes `!$&'()+,:=@`, follows when it differs, so the entry is
+///   gone whichever form CloudFront's cache holds.
+/// - **`*`** is CloudFront's wildcard and has no literal form. A public artifact's key whose
+///   name holds one is invalidated with its directory: `/public/.../<artifact id>/*`, which holds
+///   that object alone (ids are never reused). Such paths count against CloudFront's 15
+///   wildcard paths in progress; [`batches`] sends at most [`MAX_BATCH_WILDCARDS`] at a time.
+pub fn paths_for(key: &ObjectKey) -> Vec<String> {
+    let k = key.as_str();
+    if k.contains('*') {
+        let segments: Vec<&str> = k.split('/').collect();
+        if is_public_artifact_key(&segments) {
+            let dir = &segments[..segments.len() - 1];
+            return vec![format!("/{}/*", encode(dir))];
+        }
+    }
+    let documented = invalidation_path(key);
+    let handed_out = path_for(key);
+    if documented == handed_out {
+        vec![documented]
+    } else {
+        vec![documented, handed_out]
+    }
 }
 
-/// Queues `paths` (from [`path_for`]) for invalidation. Call it inside the transaction that
+/// The key encoded as CloudFront's invalidation rules ask ([`CLOUDFRONT_UNSAFE`]).
+fn invalidation_path(key: &ObjectKey) -> String {
+    format!("/{}", encode(&key.as_str().split('/').collect::<Vec<_>>()))
+}
+
+fn encode(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| percent_encoding::utf8_percent_encode(s, CLOUDFRONT_UNSAFE).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// What CloudFront's invalidation paths encode: controls and non-ASCII (always encoded), RFC
+/// 1738's unsafe characters (space `<>"#%{}|\^~[]` and backquote), `?` and `;` (they would end
+/// the path) and `*` (the wildcard).
+const CLOUDFRONT_UNSAFE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'<')
+    .add(b'>')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'~')
+    .add(b'[')
+    .add(b']')
+    .add(b'`')
+    .add(b'?')
+    .add(b';')
+    .add(b'*');
+
+/// `public/tenants/<tenant>/<env>/runs/<run>/<kind>/<artifact id>/<filename>` (DESIGN §3).
+fn is_public_artifact_key(segments: &[&str]) -> bool {
+    segments.len() == 9
+        && segments[0] == "public"
+        && segments[1] == "tenants"
+        && segments[4] == "runs"
+        && uuid::Uuid::parse_str(segments[7]).is_ok()
+}
+
+/// What [`paths_for`] produces: `/` then letters, digits, `%` escapes, `/` and the characters
+/// either encoding leaves as they are (`-._~!$&'()+,:=@`); a `*` only as the last segment of
+/// a public artifact's directory.
+fn is_cdn_path(p: &str) -> bool {
+    let (body, wildcard) = match p.strip_suffix("/*") {
+        Some(dir) => (dir, true),
+        None => (p, false),
+    };
+    p.starts_with('/')
+        && p.len() <= MAX_PATH_LEN
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%/!$&'()+,:=@".contains(&b))
+        && (!wildcard
+            || body.strip_prefix('/').is_some_and(|dir| {
+                let mut segments: Vec<&str> = dir.split('/').collect();
+                segments.push("*");
+                is_public_artifact_key(&segments)
+            }))
+}
+
+/// Whether CloudFront counts `path` as a wildcard path.
+fn is_wildcard(path: &str) -> bool {
+    path.ends_with('*')
+}
+
+/// Queues `paths` (from [`paths_for`]) for invalidation. Call it inside the transaction that
 /// purges the items: the rows commit or roll back with the purge. Duplicates are fine; a run
 /// sends each path once.
 pub async fn enqueue<C: ConnectionTrait>(
@@ -84,7 +187,8 @@ pub async fn enqueue<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     if let Some(bad) = paths.iter().find(|p| !is_cdn_path(p)) {
         return Err(DbErr::Custom(format!(
-            "`{bad}` is not a CDN path (expected `/` and a percent-encoded key)"
+            "`{bad}` is not a CDN path (expected `/` and a percent-encoded key, or a public \
+             artifact's directory and `*`)"
         )));
     }
     // 10 values per row: 10,000 binds per statement, under SQLite's 32,766 and Postgres's 65,535.
@@ -138,7 +242,10 @@ struct Batch {
     caller_reference: String,
 }
 
-/// Deduplicates the claimed rows' paths (oldest first) into batches of at most `max` paths.
+/// Deduplicates the claimed rows' paths (oldest first) into batches of at most `max` paths:
+/// the plain paths first, then the wildcard paths ([`paths_for`]) in batches of at most
+/// [`MAX_BATCH_WILDCARDS`], so that CloudFront's tighter limit on those (which a run meets as
+/// `TooManyInvalidationsInProgress` and leaves for the next) never holds plain paths back.
 fn batches(rows: &[cdn_invalidation::Model], max: usize) -> Vec<Batch> {
     let mut rows: Vec<_> = rows.iter().collect();
     rows.sort_by(|a, b| (a.created_at, &a.path, a.id).cmp(&(b.created_at, &b.path, b.id)));
@@ -152,8 +259,11 @@ fn batches(rows: &[cdn_invalidation::Model], max: usize) -> Vec<Batch> {
             })
             .push(r.id);
     }
-    order
+    let (wildcards, plain): (Vec<&str>, Vec<&str>) =
+        order.into_iter().partition(|p| is_wildcard(p));
+    plain
         .chunks(max)
+        .chain(wildcards.chunks(max.min(MAX_BATCH_WILDCARDS)))
         .map(|paths| {
             let mut row_ids: Vec<Uuid> = paths.iter().flat_map(|p| ids[p].clone()).collect();
             row_ids.sort();
@@ -386,6 +496,70 @@ mod tests {
         ] {
             assert!(!is_cdn_path(bad), "{bad:?}");
         }
+    }
+
+    /// CloudFront's rule: encode non-ASCII and RFC 1738's unsafe characters, nothing else. The
+    /// URL Cairn hands out encodes more; both are queued when they differ.
+    #[test]
+    fn paths_follow_cloudfronts_encoding_rules_and_cover_what_cairn_hands_out() {
+        let dir = "public/tenants/acme/dev/runs/r1/image/0192f0a0-0000-7000-8000-000000000001";
+        let paths = |name: &str| paths_for(&ObjectKey::parse(&format!("{dir}/{name}")).unwrap());
+        let p = |rest: &str| format!("/{dir}/{rest}");
+
+        // Unreserved characters only: one path, the same in both encodings.
+        assert_eq!(paths("hero_1-final.v2.png"), [p("hero_1-final.v2.png")]);
+        // Space, non-ASCII and `~` are encoded; `+ ( ) ! ' , $ & = @ :` are not (CloudFront's
+        // form), then the form Cairn's URLs carry.
+        assert_eq!(
+            paths("a b+(1)~ü!',$&=@:.png"),
+            [
+                p("a%20b+(1)%7E%C3%BC!',$&=@:.png"),
+                p("a%20b%2B%281%29~%C3%BC%21%27%2C%24%26%3D%40%3A.png"),
+            ]
+        );
+        // What would end the path or start a query is always encoded.
+        assert_eq!(paths("q?x=1;y#z%.png")[0], p("q%3Fx=1%3By%23z%25.png"));
+        // `*` has no literal form: the artifact's own directory, wildcarded.
+        assert_eq!(paths("frame*.png"), [p("*")]);
+        assert_eq!(paths("*"), [p("*")]);
+        for path in paths("a b+(1)~ü!',$&=@:.png")
+            .into_iter()
+            .chain(paths("frame*.png"))
+            .chain(paths("q?x=1;y#z%.png"))
+        {
+            assert!(is_cdn_path(&path), "{path}");
+        }
+        // The URL path Cairn hands out is always among them (the wildcard covers it).
+        let key = ObjectKey::parse(&format!("{dir}/a b+(1)~.png")).unwrap();
+        assert!(paths_for(&key).contains(&path_for(&key)));
+
+        // A wildcard anywhere else is refused: it would reach other items.
+        for bad in [
+            "/public/*",
+            "/*",
+            "/public/tenants/acme/dev/runs/r1/image/*",
+            "/public/tenants/acme/dev/runs/r1/image/not-an-id/*",
+            "/public/tenants/acme/dev/runs/r1/image/0192f0a0-0000-7000-8000-000000000001/a*",
+            "/tenants/acme/dev/runs/r1/image/0192f0a0-0000-7000-8000-000000000001/*",
+        ] {
+            assert!(!is_cdn_path(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_go_out_last_and_at_most_15_a_batch() {
+        let dir = "/public/tenants/acme/dev/runs/r1/image";
+        let mut rows: Vec<_> = (0..40)
+            .map(|i| row(&format!("{dir}/0192f0a0-0000-7000-8000-{i:012}/*"), i))
+            .collect();
+        rows.extend((0..3).map(|i| row(&format!("/p{i}"), 100 + i)));
+        let b = batches(&rows, 1000);
+        let sizes: Vec<usize> = b.iter().map(|b| b.paths.len()).collect();
+        assert_eq!(sizes, [3, 15, 15, 10]);
+        assert!(b[0].paths.iter().all(|p| !is_wildcard(p)));
+        assert!(b[1..].iter().flat_map(|b| &b.paths).all(|p| is_wildcard(p)));
+        // Oldest first within each kind.
+        assert_eq!(b[1].paths[0], rows[0].path);
     }
 
     #[test]

@@ -147,12 +147,19 @@ pub async fn get(
             None => crate::storage::content_disposition(name, false),
         });
     }
-    let ttl = app.config.presign_ttl_secs as i64;
     let now = Utc::now();
+    let expires_at = crate::storage::url_expiry(
+        &*app.store,
+        now + Duration::seconds(app.config.presign_ttl_secs as i64),
+    )
+    .await?;
     let url = app
         .store
-        .presign_get(&key, disposition.as_deref(), now + Duration::seconds(ttl))
+        .presign_get(&key, disposition.as_deref(), expires_at)
         .await?;
+    // Half the URL's real life (a role's session may end first), so a cached redirect still
+    // leads somewhere.
+    let ttl = (expires_at - now).num_seconds().max(0);
     let max_age = (ttl / 2).min(REDIRECT_MAX_AGE_SECS);
     let scope = if key.is_public() { "public" } else { "private" };
     Ok((

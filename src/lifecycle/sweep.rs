@@ -580,7 +580,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     && b.visibility == blob::VISIBILITY_PUBLIC
                 {
                     if let Some(key) = ObjectKey::parse(&b.key) {
-                        paths.push(invalidation::path_for(&key));
+                        paths.extend(invalidation::paths_for(&key));
                     }
                 }
             }

@@ -35,6 +35,8 @@ pub const LEASE_TTL_SECS: i64 = 300;
 /// What the metering job works with.
 pub struct Metering {
     pub db: DatabaseConnection,
+    /// Where CloudFront's log files are read: the log bucket of `CAIRN_CDN_LOG_PREFIX`
+    /// (`s3://<bucket>/...`, through the object store's client), else the object store.
     pub store: Arc<dyn ObjectStore>,
     pub config: MeteringConfig,
     pub envs: Vec<String>,

@@ -325,6 +325,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// The object's stable URI (`s3://bucket/key`, `local:///key`) recorded in the catalog.
     fn uri(&self, key: &ObjectKey) -> String;
 
+    /// When every URL this store signs stops working, whatever its own expiry: the end of the
+    /// temporary credentials it signs with (a role's session). `None` when they do not expire
+    /// (long-term keys; the local store's own key). See [`url_expiry`].
+    async fn signing_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
     /// Whether the store answers; `/readyz` calls it.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
@@ -342,6 +349,18 @@ pub trait ObjectStore: Send + Sync + 'static {
         };
         Ok(Some((info.size, sha)))
     }
+}
+
+/// The expiry a URL the store presigns really has when `wanted` is asked for: `wanted`, cut to
+/// the store's [`ObjectStore::signing_deadline`]. What Cairn reports as a URL's `expires_at`.
+pub async fn url_expiry<S: ObjectStore + ?Sized>(
+    store: &S,
+    wanted: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
+    Ok(match store.signing_deadline().await? {
+        Some(end) => wanted.min(end),
+        None => wanted,
+    })
 }
 
 /// Removes `keys` with one [`ObjectStore::delete`] each; answers the keys that failed, with why.

@@ -149,6 +149,21 @@ impl S3Store {
         }
     }
 
+    /// The same client, credentials and endpoint on another bucket in the same Region: the
+    /// bucket CloudFront writes its logs to (`CAIRN_CDN_LOG_PREFIX=s3://<bucket>/...`).
+    pub fn for_bucket(&self, bucket: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            bucket: bucket.to_owned(),
+            credentials: self.credentials.clone(),
+            signer: Signer::new(self.signer.region(), "s3"),
+            endpoint: self.endpoint.clone(),
+            conditional_writes: self.conditional_writes,
+            multipart_threshold: self.multipart_threshold,
+            backoff: self.backoff,
+        }
+    }
+
     pub fn conditional_writes(&self) -> bool {
         self.conditional_writes
     }
@@ -189,6 +204,7 @@ impl S3Store {
             access_key_id: c.access_key_id().to_owned(),
             secret_access_key: c.secret_access_key().to_owned(),
             session_token: c.session_token().map(str::to_owned),
+            expires_at: c.expiry().map(DateTime::<Utc>::from),
         })
     }
 
@@ -621,6 +637,13 @@ impl ObjectStore for S3Store {
         format!("s3://{}/{key}", self.bucket)
     }
 
+    /// The expiry the credential provider reports for the credentials this store signs with:
+    /// a role's session (instance profile, ECS task role, web identity) ends, and every URL
+    /// signed with it stops working then.
+    async fn signing_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.credentials().await?.expires_at)
+    }
+
     async fn check_ready(&self) -> Result<(), StoreError> {
         tokio::time::timeout(
             Duration::from_secs(5),
@@ -704,6 +727,10 @@ mod tests {
 
     fn store(path_style: bool) -> S3Store {
         let creds = SdkCredentials::new("GKEXAMPLEKEY", "secret/with+chars", None, None, "test");
+        store_with(creds, path_style)
+    }
+
+    fn store_with(creds: SdkCredentials, path_style: bool) -> S3Store {
         let endpoint = if path_style {
             "http://127.0.0.1:3900"
         } else {
@@ -733,6 +760,66 @@ mod tests {
             .expires_in(Duration::from_secs(secs))
             .build()
             .unwrap()
+    }
+
+    /// On a role (temporary credentials, as the provider reports them) every presigned URL and
+    /// the `expires_at` Cairn reports end with the session, not later.
+    #[tokio::test]
+    async fn presigned_urls_end_with_the_role_session() {
+        let now = Utc::now();
+        let session_end = now + chrono::Duration::minutes(20);
+        let creds = SdkCredentials::new(
+            "ASIAEXAMPLEKEY",
+            "secret",
+            Some("session-token".into()),
+            Some(session_end.into()),
+            "test",
+        );
+        let s = store_with(creds, true);
+        let deadline = s.signing_deadline().await.unwrap().unwrap();
+        assert_eq!(deadline.timestamp(), session_end.timestamp());
+
+        let week = now + chrono::Duration::days(7);
+        let key = ObjectKey::parse("tenants/acme/dev/raw/0192f0a0/a.bin").unwrap();
+        let name = Filename::parse("a.bin").unwrap();
+        let url = s.presign_download(&key, &name, false, week).await.unwrap();
+        let expires: u64 = url
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1190..=1200).contains(&expires), "{url}");
+        assert!(url.contains("X-Amz-Security-Token=session-token"), "{url}");
+
+        // What Cairn reports: the session's end, with the store's presigned GETs...
+        let reported = crate::storage::url_expiry(&s, week).await.unwrap();
+        assert_eq!(reported.timestamp(), session_end.timestamp());
+        let soon = now + chrono::Duration::minutes(5);
+        assert_eq!(crate::storage::url_expiry(&s, soon).await.unwrap(), soon);
+        let cdn_config = crate::config::CdnConfig {
+            base_url: None,
+            signing: crate::config::CdnSigning::Presigned,
+            cookie_domain: None,
+            invalidation: None,
+        };
+        let cdn = crate::cdn::Cdn::new(&cdn_config, "http://127.0.0.1:8080", now).unwrap();
+        let d = crate::cdn::Download {
+            filename: &name,
+            content_type: "application/octet-stream",
+            attachment: false,
+        };
+        let (_, until) = cdn.private_url(&s, &key, &d, week, now).await.unwrap();
+        assert_eq!(until.timestamp(), session_end.timestamp());
+
+        // ...and none with long-term keys.
+        assert_eq!(store(true).signing_deadline().await.unwrap(), None);
+        assert_eq!(
+            crate::storage::url_expiry(&store(true), week)
+                .await
+                .unwrap(),
+            week
+        );
     }
 
     /// Our signer's URLs are byte-identical to the SDK presigner's for the same inputs and time.

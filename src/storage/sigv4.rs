@@ -19,6 +19,25 @@ pub struct Credentials {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
+    /// When temporary credentials (a role's session) expire; `None` for long-term keys.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Credentials {
+    /// `wanted`, cut to the credentials' expiry: S3 refuses a presigned request once the
+    /// credentials that signed it have expired, whatever the URL's own expiry says.
+    pub fn cap(&self, wanted: DateTime<Utc>) -> DateTime<Utc> {
+        self.expires_at.map_or(wanted, |end| wanted.min(end))
+    }
+
+    /// `secs` from `now`, cut to the credentials' remaining life ([`Credentials::cap`]); at
+    /// least 1 (SigV4's smallest).
+    pub fn cap_secs(&self, secs: u64, now: DateTime<Utc>) -> u64 {
+        match self.expires_at {
+            Some(end) => secs.min((end - now).num_seconds().max(1) as u64),
+            None => secs,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -122,7 +141,8 @@ impl Signer {
         key
     }
 
-    /// A presigned URL (`UNSIGNED-PAYLOAD`).
+    /// A presigned URL (`UNSIGNED-PAYLOAD`), valid for `req.expires_in` seconds or until the
+    /// credentials expire, whichever comes first.
     pub fn presign(&self, creds: &Credentials, req: &Presign<'_>) -> String {
         let amz_date = req.now.format("%Y%m%dT%H%M%SZ").to_string();
         let date = &amz_date[..8];
@@ -139,7 +159,7 @@ impl Signer {
             .collect::<Vec<_>>()
             .join(";");
         let credential = format!("{}/{}", creds.access_key_id, self.scope(date));
-        let expires = req.expires_in.to_string();
+        let expires = creds.cap_secs(req.expires_in, req.now).to_string();
 
         // Query parameters as they appear in the URL: the request's own, then the signature's.
         let mut params: Vec<(&str, &str)> = req.query.to_vec();
@@ -191,7 +211,8 @@ impl Signer {
 
     /// The form fields of a browser POST upload (besides `key`, `Content-Type` and the file):
     /// the base64 policy and the SigV4 fields that sign it. `conditions` are the policy's own
-    /// conditions; the algorithm, credential, date (and token) conditions are added here.
+    /// conditions; the algorithm, credential, date (and token) conditions are added here. The
+    /// policy expires at `expires_at` or when the credentials do, whichever comes first.
     pub fn post_policy(
         &self,
         creds: &Credentials,
@@ -209,7 +230,7 @@ impl Signer {
             conditions.push(serde_json::json!({ "x-amz-security-token": token }));
         }
         let policy = serde_json::json!({
-            "expiration": expires_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            "expiration": creds.cap(expires_at).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
             "conditions": conditions,
         });
         let policy_b64 = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
@@ -241,6 +262,7 @@ mod tests {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
+            expires_at: None,
         };
         let signer = Signer::new("us-east-1", "s3");
         let url = signer.presign(
@@ -262,6 +284,56 @@ mod tests {
             ),
             "{url}"
         );
+    }
+
+    /// A role's session credentials: no URL or form outlives them.
+    #[test]
+    fn nothing_outlives_temporary_credentials() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let end = now + chrono::Duration::minutes(15);
+        let creds = Credentials {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("token".into()),
+            expires_at: Some(end),
+        };
+        assert_eq!(creds.cap_secs(7 * 86400, now), 900);
+        assert_eq!(creds.cap_secs(60, now), 60);
+        assert_eq!(creds.cap_secs(60, end + chrono::Duration::hours(1)), 1);
+        assert_eq!(creds.cap(now + chrono::Duration::days(7)), end);
+        assert_eq!(
+            creds.cap(now + chrono::Duration::minutes(5)),
+            now + chrono::Duration::minutes(5)
+        );
+
+        let signer = Signer::new("eu-west-1", "s3");
+        let url = signer.presign(
+            &creds,
+            &Presign {
+                method: "GET",
+                scheme: "https",
+                host: "b.s3.eu-west-1.amazonaws.com",
+                path: "/k",
+                query: &[],
+                headers: &[],
+                expires_in: 7 * 86400,
+                now,
+            },
+        );
+        assert!(url.contains("&X-Amz-Expires=900&"), "{url}");
+        let fields = signer.post_policy(&creds, vec![], now + chrono::Duration::days(7), now);
+        let policy = base64::engine::general_purpose::STANDARD
+            .decode(&fields[0].1)
+            .unwrap();
+        let policy: serde_json::Value = serde_json::from_slice(&policy).unwrap();
+        assert_eq!(policy["expiration"], "2026-11-22T12:15:00.000Z");
+
+        // Long-term keys: the asked-for lifetime.
+        let keys = Credentials {
+            expires_at: None,
+            ..creds
+        };
+        assert_eq!(keys.cap_secs(7 * 86400, now), 7 * 86400);
     }
 
     #[test]

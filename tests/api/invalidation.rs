@@ -519,6 +519,109 @@ async fn enqueue_commits_or_rolls_back_with_the_callers_transaction() {
     assert_eq!(count().await, 3);
 }
 
+/// A purged public item queues every path CloudFront may cache it under for a URL Cairn handed
+/// out: CloudFront's own encoding of its key and, when it differs, the URL path Cairn gave out
+/// (`/content`'s `?response-content-disposition=` adds no entry: the public cache key is the
+/// path alone). A name with `*` gets its artifact's directory, wildcarded. With moto, the plain
+/// paths and the wildcard go out in separate invalidations.
+#[tokio::test]
+async fn a_purge_queues_every_path_cairn_handed_out_in_cloudfronts_encoding() {
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    let png = "image/png";
+    let mut items = Vec::new();
+    for (i, name) in ["hero (1) ü~.png", "frame*.png", "plain.png"]
+        .into_iter()
+        .enumerate()
+    {
+        let a = app
+            .stream_artifact(
+                &acme,
+                png,
+                &crate::helpers::sample(png, 700 + i),
+                serde_json::json!({"visibility": "public", "filename": name}),
+            )
+            .await;
+        // The URL Cairn hands out (`/content` redirects to it plus a query the CDN ignores).
+        let url = a["url"].as_str().unwrap().to_owned();
+        let id = a["artifact_id"].as_str().unwrap().to_owned();
+        let path = url
+            .strip_prefix(&format!("{}/cdn", app.base))
+            .unwrap()
+            .to_owned();
+        items.push((name, id, path));
+    }
+    for (_, id, _) in &items {
+        let res = app
+            .request(&acme, reqwest::Method::DELETE, &format!("/artifacts/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    }
+    let lc = cairn::lifecycle::Lifecycle {
+        db: app.state.db.clone(),
+        store: app.state.store.clone(),
+        config: app.state.config.lifecycle.clone(),
+        invalidate: true,
+        holder: cairn::lifecycle::lease::holder_id(),
+    };
+    let run = cairn::lifecycle::run(
+        &lc,
+        cairn::lifecycle::Trigger::Cli,
+        &cairn::lifecycle::SweepOptions::default(),
+        Utc::now() + chrono::Duration::days(8),
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report["invalidations_queued"], 4, "{}", run.report);
+    let queued: BTreeSet<String> = rows(&app.state.db)
+        .await
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+
+    let (hero, frame, plain) = (&items[0].2, &items[1].2, &items[2].2);
+    let dir = |p: &str| p.rsplit_once('/').unwrap().0.to_owned();
+    assert_eq!(
+        queued,
+        BTreeSet::from([
+            // CloudFront's rule: space, non-ASCII and `~` encoded, `(` `)` not.
+            format!("{}/hero%20(1)%20%C3%BC%7E.png", dir(hero)),
+            // The URL Cairn handed out.
+            hero.clone(),
+            format!("{}/*", dir(frame)),
+            plain.clone(),
+        ])
+    );
+    assert!(hero.ends_with("/hero%20%281%29%20%C3%BC~.png"), "{hero}");
+    assert!(frame.ends_with("/frame%2A.png"), "{frame}");
+
+    if let Some(moto) = moto() {
+        let cf = cloudfront(&moto).await;
+        let dist = create_distribution(&cf).await;
+        let inv = invalidator(&moto, &dist).await;
+        let s = invalidation::run(&app.state.db, &inv, Utc::now() + chrono::Duration::days(8))
+            .await
+            .unwrap();
+        assert_eq!((s.batches, s.paths, s.failed), (2, 4, 0), "{s:?}");
+        assert_eq!(paths_sent(&cf, &dist).await, queued);
+        let mut sizes = Vec::new();
+        for id in &s.invalidation_ids {
+            let (_, paths) = received(&cf, &dist, id).await;
+            sizes.push((
+                paths.len(),
+                paths.iter().filter(|p| p.ends_with('*')).count(),
+            ));
+        }
+        assert_eq!(
+            sizes,
+            [(3, 0), (1, 1)],
+            "plain paths first, the wildcard apart"
+        );
+    }
+}
+
 /// What the proxy does with the next request.
 #[derive(Clone, Copy, Debug)]
 enum Fault {

@@ -84,7 +84,11 @@ pub async fn create(
 
     let id = Uuid::now_v7();
     let key = artifact_key(scope, &req, id);
-    let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
+    let expires_at = crate::storage::url_expiry(
+        &*app.store,
+        now + Duration::seconds(app.config.presign_ttl_secs as i64),
+    )
+    .await?;
     let spec = UploadSpec {
         key: &key,
         content_type: &req.content_type,

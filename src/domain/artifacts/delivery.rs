@@ -53,10 +53,11 @@ async fn item_url(
     if let Some(g) = grant.filter(|g| g.covers(key)) {
         return Ok(g.url(&app.cdn, key, &d));
     }
-    Ok(app
+    let (url, _) = app
         .cdn
         .private_url(&*app.store, key, &d, now + ttl, now)
-        .await?)
+        .await?;
+    Ok(url)
 }
 
 /// Where a client fetches the artifact's bytes, when it has any to fetch: the render a

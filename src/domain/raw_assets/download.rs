@@ -46,15 +46,21 @@ pub async fn presign_download(
         .map_err(|_| ApiError::internal("bad filename in catalog"))?;
     let now = catalog_time(Utc::now());
     let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
-    let expires_at = now + Duration::seconds(ttl as i64);
     let d = Download {
         filename: &filename,
         content_type: &asset.content_type,
         attachment,
     };
-    let url = app
+    // On a role a presigned URL dies with the session: `expires_at` is when it really does.
+    let (url, expires_at) = app
         .cdn
-        .private_url(&*app.store, &key, &d, expires_at, now)
+        .private_url(
+            &*app.store,
+            &key,
+            &d,
+            now + Duration::seconds(ttl as i64),
+            now,
+        )
         .await?;
     let txn = app.db.begin().await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);

@@ -48,7 +48,12 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
 
     let asset_id = Uuid::now_v7();
     let key = ObjectKey::raw_asset(&scope.tenant, &scope.env, asset_id, &req.filename);
-    let expires_at = now + Duration::seconds(app.config.presign_ttl_secs as i64);
+    // On a role the URL dies with the session: the answer says when that is.
+    let expires_at = crate::storage::url_expiry(
+        &*app.store,
+        now + Duration::seconds(app.config.presign_ttl_secs as i64),
+    )
+    .await?;
     let spec = UploadSpec {
         key: &key,
         content_type: &req.content_type,
