@@ -71,7 +71,8 @@ def sdk_calls():
         ops = {
             pascal(m)
             for m in re.findall(r"\bclient(?:\(\))?\s*\.\s*([a-z][a-z0-9_]*)\(\)", text)
-            if m != "clone"
+            # The client's own accessors, not API operations.
+            if m not in ("clone", "config")
         }
         if not ops:
             continue
