@@ -290,6 +290,13 @@ pub trait ObjectStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The bytes the parts of an open multipart upload hold, as the store lists them (what
+    /// aborting it frees): 0 for a finished or unknown upload, and on stores without multipart
+    /// uploads.
+    async fn multipart_bytes(&self, _key: &ObjectKey, _upload_id: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// A GET URL that downloads `key` as `filename` until `expires_at`.
     async fn presign_download(
         &self,
