@@ -209,6 +209,7 @@ impl Application {
         let (verify_queue, verify_rx) = VerifyQueue::new();
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
         let metering = Arc::new(metering_of(db.clone(), store.clone(), &config));
+        let usage_buffer = Arc::new(metering::buffer::UsageBuffer::default());
         let state = AppState(Arc::new(App {
             db,
             store,
@@ -222,9 +223,17 @@ impl Application {
             verify_queue,
             lifecycle: lifecycle.clone(),
             metering: metering.clone(),
+            usage_buffer: usage_buffer.clone(),
         }));
         tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         let shutdown = tokio_util::sync::CancellationToken::new();
+        // Every replica records what its own reads counted, scheduled jobs or not.
+        metering::buffer::spawn_flusher(
+            usage_buffer,
+            state.db.clone(),
+            state.config.metering.usage_flush,
+            shutdown.clone(),
+        );
         if state.config.jobs {
             if let Some(inv) = invalidator {
                 cdn::invalidation::spawn_worker(
@@ -279,7 +288,12 @@ impl Application {
         // Background workers stop when serving ends, however it ends.
         let _stop_workers = self.shutdown.clone().drop_guard();
         let router = http::router(self.state.clone());
-        http::serve::serve(self.listener, router, limits, shutdown).await?;
+        let served = http::serve::serve(self.listener, router, limits, shutdown).await;
+        // Every response has ended: what the reads counted is complete.
+        if let Err(e) = self.state.flush_usage().await {
+            tracing::warn!(error = %e, "could not record the usage counted on reads at shutdown");
+        }
+        served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("cairn stopped");
         Ok(())

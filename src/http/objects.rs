@@ -307,6 +307,7 @@ pub async fn get(
         &headers,
     )
     .await
+    .map(|res| super::served::metered(&app, &key, res))
 }
 
 /// Types a browser only displays (images but SVG, audio, video, JSON) or only downloads

@@ -22,6 +22,8 @@ pub async fn sample<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<u6
             day: day.clone(),
             uploads: 0,
             upload_bytes: 0,
+            download_urls: 0,
+            download_url_bytes: 0,
             downloads: 0,
             download_bytes: 0,
             dedup_hits: 0,
