@@ -186,6 +186,19 @@ impl Application {
         metering::backfill_if_new(&db)
             .await
             .context("initialising usage counters")?;
+        // Today's stored bytes and GB-days from now on, not from the first metering tick.
+        match metering::snapshot::sample_missing(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(sampled) => {
+                tracing::info!(
+                    sampled,
+                    "storage sampled at start-up: the day had no sample"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take a storage sample at start-up; the metering job will")
+            }
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot bind CAIRN_LISTEN={}", config.listen))?;

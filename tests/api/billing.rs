@@ -694,3 +694,71 @@ async fn cairn_usage_names_urls_issued_and_bytes_served() {
     assert_eq!(json[0]["download_urls"], 5);
     assert_eq!(json[0]["download_bytes"], 1600);
 }
+
+/// Today's `usage_daily` row of a tenant+env.
+async fn today_of(db: &sea_orm::DatabaseConnection, tenant: &str, env: &str) -> usage_daily::Model {
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    usage_daily::Entity::find_by_id((tenant.to_owned(), env.to_owned(), day))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no row of today for {tenant}/{env}"))
+}
+
+/// A server starting on a day without a storage sample takes one: a scope whose day has only
+/// activity gets one (stored bytes and GB-days are not 0 until the hourly job), a scope already
+/// sampled that day is left alone.
+#[tokio::test]
+async fn a_server_starting_samples_storage_when_the_day_has_no_sample() {
+    let mut app = TestApp::spawn().await;
+    let sampled = app.owner("sampled", "dev");
+    let fresh = app.owner("fresh", "dev");
+    app.stream_artifact(&sampled, PNG, &sample(PNG, 900), json!({}))
+        .await;
+    cairn::metering::run(
+        &app.state.metering,
+        Trigger::Api,
+        cairn::metering::RunOptions::default(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    app.stream_artifact(&fresh, PNG, &sample(PNG, 800), json!({}))
+        .await;
+    let before = today_of(&app.state.db, "fresh", "dev").await;
+    assert_eq!((before.uploads, before.samples), (1, 0), "activity only");
+    let config = app.state.config.clone();
+    app.stop().await;
+
+    let restarted = cairn::Application::build(config).await.unwrap();
+    let addr = restarted.local_addr();
+    let state = restarted.state();
+    tokio::spawn(restarted.run_until(std::future::pending()));
+    let db = &state.db;
+    let f = today_of(db, "fresh", "dev").await;
+    assert_eq!(
+        (f.samples, f.stored_bytes_sum, f.stored_bytes_peak),
+        (1, 800, 800)
+    );
+    assert_eq!((f.objects, f.logical_bytes, f.uploads), (1, 800, 1));
+    let s = today_of(db, "sampled", "dev").await;
+    assert_eq!(
+        (s.samples, s.stored_bytes_sum),
+        (1, 900),
+        "already sampled today"
+    );
+    // The operator API reads the day's stored bytes and GB-days now.
+    let v: Value = app
+        .client
+        .get(format!("http://{addr}/admin/usage/fresh"))
+        .bearer_auth(app.operator_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["days"][0]["stored_bytes_avg"], 800, "{v}");
+    let gb_days = v["days"][0]["gb_days"].as_f64().unwrap();
+    assert!((gb_days - 800.0 / 1e9).abs() < 1e-12, "{gb_days}");
+}
