@@ -10,7 +10,7 @@ use crate::{
     config::Config,
     domain::artifacts::{verify::VerifyQueue, Changes},
     lifecycle::Lifecycle,
-    metering::Metering,
+    metering::{buffer::UsageBuffer, Metering},
     storage::{local::LocalStore, ObjectStore},
 };
 
@@ -34,6 +34,16 @@ pub struct App {
     pub lifecycle: Arc<Lifecycle>,
     /// The metering job's context (the scheduler and the operator API).
     pub metering: Arc<Metering>,
+    /// Download URLs handed out and bytes served, counted on reads and recorded in batches.
+    pub usage_buffer: Arc<UsageBuffer>,
+}
+
+impl App {
+    /// Records the usage counted on reads now (the server also does every few seconds and when
+    /// it stops).
+    pub async fn flush_usage(&self) -> Result<usize, sea_orm::DbErr> {
+        self.usage_buffer.flush(&self.db).await
+    }
 }
 
 #[derive(Clone)]

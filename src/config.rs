@@ -138,12 +138,19 @@ pub struct Settings {
     /// Price of storage per GB-month, for cost estimates (any currency).
     #[arg(long, env = "CAIRN_PRICE_STORAGE_GB_MONTH", default_value = "0.023")]
     pub price_storage_gb_month: Option<String>,
-    /// Price of egress per GB (CDN bytes served), for cost estimates.
+    /// Price of egress per GB of bytes served (Cairn's own downloads and CloudFront's, per its
+    /// logs), for cost estimates.
     #[arg(long, env = "CAIRN_PRICE_EGRESS_GB", default_value = "0.085")]
     pub price_egress_gb: Option<String>,
-    /// Price per 1,000 requests (uploads, download URLs, CDN requests), for cost estimates.
+    /// Price per 1,000 requests (uploads, and downloads served by Cairn or CloudFront), for cost
+    /// estimates.
     #[arg(long, env = "CAIRN_PRICE_REQUESTS_PER_1000", default_value = "0.001")]
     pub price_requests_per_1000: Option<String>,
+    /// Seconds between two recordings of the usage counted on reads (download URLs handed out,
+    /// bytes Cairn served), 1 to 3600: reads write nothing to the catalog themselves. The server
+    /// also records them when it stops; a killed process loses at most this much.
+    #[arg(long, env = "CAIRN_USAGE_FLUSH_SECS", default_value = "5")]
+    pub usage_flush_secs: Option<String>,
     /// CloudFront API endpoint (tests: a local emulator); AWS itself when unset.
     #[arg(long, env = "AWS_ENDPOINT_URL_CLOUDFRONT")]
     pub aws_endpoint_url_cloudfront: Option<String>,
@@ -270,6 +277,8 @@ pub struct MeteringConfig {
     /// ever set with the S3 store.
     pub cdn_log_bucket: Option<String>,
     pub prices: Prices,
+    /// How often the usage counted on reads is recorded.
+    pub usage_flush: std::time::Duration,
 }
 
 /// What a cost estimate charges.
@@ -297,6 +306,7 @@ impl Default for MeteringConfig {
             cdn_log_prefix: None,
             cdn_log_bucket: None,
             prices: Prices::default(),
+            usage_flush: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -916,11 +926,26 @@ fn parse_metering(
             p.requests_per_1000,
         )?,
     };
+    let usage_flush = match s.usage_flush_secs.as_deref().map(str::trim) {
+        None => d.usage_flush,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                invalid(
+                    "CAIRN_USAGE_FLUSH_SECS",
+                    "must be a whole number of seconds, 1 to 3600",
+                )
+            })?,
+    };
     Ok(MeteringConfig {
         cron,
         cdn_log_prefix,
         cdn_log_bucket,
         prices,
+        usage_flush,
     })
 }
 
@@ -1599,6 +1624,10 @@ mod tests {
         assert_eq!(c.metering.prices.storage_gb_month, 0.5);
         assert_eq!(c.metering.prices.egress_gb, 0.0);
         assert_eq!(c.metering.prices.requests_per_1000, 0.001);
+        assert_eq!(c.metering.usage_flush, std::time::Duration::from_secs(5));
+        s.usage_flush_secs = Some("60".into());
+        let c = Config::from_settings(&s).unwrap();
+        assert_eq!(c.metering.usage_flush, std::time::Duration::from_secs(60));
     }
 
     #[test]
@@ -1832,6 +1861,12 @@ mod tests {
             }),
             ("CAIRN_PRICE_REQUESTS_PER_1000", |s| {
                 s.price_requests_per_1000 = Some("NaN".into())
+            }),
+            ("CAIRN_USAGE_FLUSH_SECS", |s| {
+                s.usage_flush_secs = Some("0".into())
+            }),
+            ("CAIRN_USAGE_FLUSH_SECS", |s| {
+                s.usage_flush_secs = Some("3601".into())
             }),
             ("CAIRN_LIFECYCLE_CRON", |s| {
                 s.lifecycle_cron = Some("0 0 25 * * *".into())

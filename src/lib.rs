@@ -254,6 +254,19 @@ impl Application {
         metering::backfill_if_new(&db)
             .await
             .context("initialising usage counters")?;
+        // Today's stored bytes and GB-days from now on, not from the first metering tick.
+        match metering::snapshot::sample_missing(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(sampled) => {
+                tracing::info!(
+                    sampled,
+                    "storage sampled at start-up: the day had no sample"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take a storage sample at start-up; the metering job will")
+            }
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot bind CAIRN_LISTEN={}", config.listen))?;
@@ -278,6 +291,7 @@ impl Application {
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
         let logs = cdn_log_store(&config, &store, s3.as_ref());
         let metering = Arc::new(metering_of(db.clone(), logs, &config));
+        let usage_buffer = Arc::new(metering::buffer::UsageBuffer::default());
         let state = AppState(Arc::new(App {
             db,
             store,
@@ -291,9 +305,17 @@ impl Application {
             verify_queue,
             lifecycle: lifecycle.clone(),
             metering: metering.clone(),
+            usage_buffer: usage_buffer.clone(),
         }));
         tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         let shutdown = tokio_util::sync::CancellationToken::new();
+        // Every replica records what its own reads counted, scheduled jobs or not.
+        metering::buffer::spawn_flusher(
+            usage_buffer,
+            state.db.clone(),
+            state.config.metering.usage_flush,
+            shutdown.clone(),
+        );
         if state.config.jobs {
             if let Some(inv) = invalidator {
                 cdn::invalidation::spawn_worker(
@@ -348,7 +370,12 @@ impl Application {
         // Background workers stop when serving ends, however it ends.
         let _stop_workers = self.shutdown.clone().drop_guard();
         let router = http::router(self.state.clone());
-        http::serve::serve(self.listener, router, limits, shutdown).await?;
+        let served = http::serve::serve(self.listener, router, limits, shutdown).await;
+        // Every response has ended: what the reads counted is complete.
+        if let Err(e) = self.state.flush_usage().await {
+            tracing::warn!(error = %e, "could not record the usage counted on reads at shutdown");
+        }
+        served?;
         self.state.db.clone().close().await.ok();
         tracing::info!("cairn stopped");
         Ok(())

@@ -38,7 +38,8 @@ enum Command {
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
     /// Usage per tenant and env, from the exact counters: objects, logical and physical bytes,
-    /// uploads, download URLs, dedup savings, purges, CDN egress. With --from/--to the activity
+    /// uploads, download URLs issued, downloads and bytes actually served (Cairn's and
+    /// CloudFront's, the egress), dedup savings, purges. With --from/--to the activity
     /// columns are that range's (UTC days, inclusive) with GB-days and an estimated cost.
     /// --reconcile recounts the catalog and reports counter drift (--fix corrects it; exit 3
     /// when drift is found and not fixed).

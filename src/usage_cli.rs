@@ -109,7 +109,7 @@ fn table(rows: &[UsageRow], range: Option<(NaiveDate, NaiveDate)>) -> String {
         None => out.push_str("activity since counting began\n"),
     }
     out.push_str(&format!(
-        "{:<24} {:<8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>10}\n",
+        "{:<24} {:<8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>11} {:>9} {:>10} {:>10} {:>10} {:>10}\n",
         "TENANT",
         "ENV",
         "OBJECTS",
@@ -117,14 +117,16 @@ fn table(rows: &[UsageRow], range: Option<(NaiveDate, NaiveDate)>) -> String {
         "PHYSICAL",
         "DEDUP",
         "UPLOADS",
+        "URLS-ISSUED",
         "DOWNLOADS",
+        "SERVED",
         "CDN",
         "GB-DAYS",
         "COST"
     ));
     for r in rows {
         out.push_str(&format!(
-            "{:<24} {:<8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>10}\n",
+            "{:<24} {:<8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>11} {:>9} {:>10} {:>10} {:>10} {:>10}\n",
             r.tenant_id,
             r.env,
             r.objects,
@@ -132,7 +134,9 @@ fn table(rows: &[UsageRow], range: Option<(NaiveDate, NaiveDate)>) -> String {
             human(r.physical_bytes),
             human(r.dedup_bytes_saved),
             r.uploads,
+            r.download_urls,
             r.downloads,
+            human(r.download_bytes),
             human(r.cdn_bytes),
             r.gb_days.map_or("-".into(), |g| format!("{g:.3}")),
             r.estimated_cost.map_or("-".into(), |c| format!("{c:.2}")),
@@ -141,5 +145,9 @@ fn table(rows: &[UsageRow], range: Option<(NaiveDate, NaiveDate)>) -> String {
     if rows.is_empty() {
         out.push_str("(no usage recorded)\n");
     }
+    out.push_str(
+        "URLS-ISSUED: download URLs handed out. DOWNLOADS, SERVED: downloads actually served and \
+         their bytes (Cairn's own and CloudFront's), priced as egress; CDN: CloudFront's part.\n",
+    );
     out
 }

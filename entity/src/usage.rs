@@ -1,7 +1,8 @@
 //! Exact usage counters of one tenant+env, changed in the same transaction as what they count.
 //! Stock (what is stored now): objects and logical bytes of live items (available artifacts,
 //! registered raw assets), physical bytes of stored blobs, bytes per kind. Activity (cumulative):
-//! uploads, download URLs issued, dedup hits, purges, CDN egress from CloudFront logs.
+//! uploads, download URLs issued (and their items' bytes), downloads actually served (by Cairn
+//! itself and by CloudFront per its logs; `cdn_*` is CloudFront's part), dedup hits, purges.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -24,12 +25,18 @@ pub struct Model {
     pub raw_bytes: i64,
     pub uploads: i64,
     pub upload_bytes: i64,
+    /// Download URLs handed out (reads, manifests, raw presign-downloads) and their items' bytes.
+    pub download_urls: i64,
+    pub download_url_bytes: i64,
+    /// Downloads actually served: responses with bytes (Cairn's own and CloudFront's requests)
+    /// and the bytes sent.
     pub downloads: i64,
     pub download_bytes: i64,
     pub dedup_hits: i64,
     pub dedup_bytes_saved: i64,
     pub purges: i64,
     pub reclaimed_bytes: i64,
+    /// CloudFront's part of `downloads`/`download_bytes`, per its logs.
     pub cdn_requests: i64,
     pub cdn_bytes: i64,
     pub updated_at: ChronoDateTimeUtc,

@@ -810,7 +810,6 @@ pub async fn get_content(
     }
     if let (Some(local), None) = (app.local.as_deref(), &a.render_ref) {
         let key = artifacts::object_key(&app, &a).await?;
-        artifacts::count_served(&app, &a).await?;
         return super::objects::serve(
             local,
             &key,
@@ -822,7 +821,8 @@ pub async fn get_content(
             "private, no-cache".into(),
             &headers,
         )
-        .await;
+        .await
+        .map(|res| super::served::metered(&app, &key, res));
     }
     let url = artifacts::download_url(&app, &a, attachment)
         .await?

@@ -128,7 +128,8 @@ pub async fn get(
     }
     if let Some(local) = app.local.as_deref() {
         return super::objects::serve(local, &key, disposition, cache_control.into(), &headers)
-            .await;
+            .await
+            .map(|res| super::served::metered(&app, &key, res));
     }
     // S3 without a CDN in front: the bytes come from a presigned GET, which S3 answers without
     // Cairn's sandbox. Active content is therefore saved, never shown there.

@@ -22,6 +22,7 @@ pub mod objects;
 pub mod range;
 pub mod raw;
 pub mod serve;
+pub mod served;
 pub mod trace;
 pub mod usage;
 

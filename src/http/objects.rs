@@ -308,6 +308,7 @@ pub async fn get(
         &headers,
     )
     .await
+    .map(|res| super::served::metered(&app, &key, res))
 }
 
 /// Headers of everything Cairn serves from the store, whoever uploaded it: the browser takes

@@ -33,17 +33,22 @@ pub const MAX_LISTED: usize = 50;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// Uploads abandoned past `CAIRN_PENDING_TTL_SECS`: items marked `failed` (declared bytes).
+    /// Uploads abandoned past `CAIRN_PENDING_TTL_SECS`: items marked `failed`, with their declared
+    /// sizes (what was promised, not what was stored: see [`Report::bytes_reclaimed`]).
     pub abandoned: Tally,
     /// Multipart uploads aborted: those the catalog recorded and those only the store listed.
     pub multipart_aborted: u64,
+    /// The bytes the aborted uploads' parts held, as the store listed them before the abort.
+    #[serde(default)]
+    pub multipart_aborted_bytes: u64,
     /// Items soft-deleted because `expires_at` passed.
     pub expired: Tally,
     /// Items soft-deleted because they outlived their retention.
     pub retention: Tally,
     /// Deleted items past the grace period whose catalog rows were removed (logical bytes).
     pub purged: Tally,
-    /// Objects removed from the store once no item referenced them (physical bytes reclaimed).
+    /// Objects removed from the store once no item referenced them, with the sizes the store
+    /// gave for them: a blob whose upload never came has no object and counts nothing here.
     pub objects_deleted: Tally,
     /// Objects still to remove after this run (their deletes failed; the next sweep retries).
     pub objects_pending: u64,
@@ -67,9 +72,12 @@ impl Report {
         }
     }
 
-    /// Bytes the store no longer holds after this run.
+    /// Bytes the store held and no longer holds after this run: removed objects, aborted
+    /// uploads' parts, orphans and temp files removed, each as the store sized it (never an
+    /// upload's declared size).
     pub fn bytes_reclaimed(&self) -> u64 {
         self.objects_deleted.bytes
+            + self.multipart_aborted_bytes
             + self.orphans.removed.bytes
             + self.orphan_temp_files.removed.bytes
     }
@@ -83,14 +91,14 @@ impl Report {
         let verb = if dry_run { "would" } else { "did" };
         let rows: [(&str, String, Option<u64>); 11] = [
             (
-                "abandoned uploads → failed",
+                "abandoned → failed (declared)",
                 self.abandoned.count.to_string(),
                 Some(self.abandoned.bytes),
             ),
             (
                 "multipart uploads aborted",
                 self.multipart_aborted.to_string(),
-                None,
+                Some(self.multipart_aborted_bytes),
             ),
             (
                 "expired → deleted",

@@ -113,6 +113,8 @@ pub struct RunView {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub report: serde_json::Value,
+    /// [`Report::bytes_reclaimed`] of the report: what the store held and no longer holds.
+    pub bytes_reclaimed: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -127,6 +129,9 @@ impl From<Model> for RunView {
             holder: r.holder,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            bytes_reclaimed: serde_json::from_value::<Report>(r.report.clone())
+                .ok()
+                .map(|report| report.bytes_reclaimed()),
             report: r.report,
             error: r.error,
         }

@@ -12,7 +12,9 @@
 //!    batched multi-object deletes (`CAIRN_PURGE_CONCURRENCY` requests in flight); then its row
 //!    goes (or returns to `failed` while a failed item still names it). A crash between the
 //!    delete and the row leaves a `deleting` row whose delete the next sweep repeats (deleting a
-//!    missing object is not an error);
+//!    missing object is not an error). Bytes reclaimed are what the store held: the object's
+//!    size as a HEAD before the delete gives it (none for an upload whose bytes never came) and
+//!    an aborted upload's parts as the store lists them, never a declared size;
 //! 5. **stray multipart uploads** the store lists but no blob records, older than the TTL, are
 //!    aborted;
 //! 6. **orphans**: objects under `tenants/` or `public/` that no blob row names and older than the
@@ -63,6 +65,8 @@ const ITEM_BATCH: u64 = 500;
 const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// The user lifecycle events name.
 pub const ACTOR: &str = "cairn-lifecycle";
+/// HEAD requests the object step keeps in flight (each object's size is asked before its delete).
+const HEAD_CONCURRENCY: usize = 32;
 /// Top-level prefixes Cairn writes objects under.
 const PREFIXES: [&str; 2] = ["tenants/", "public/"];
 
@@ -74,8 +78,10 @@ pub(super) struct Sweep<'a, C> {
     lease: &'a Lease,
     renewed: Instant,
     pub report: Report,
-    /// Dry run: keys whose deletes and upload ids whose aborts were only recorded.
+    /// Dry run: keys whose deletes were only recorded.
     dry_deleted: HashSet<String>,
+    /// Dry run: upload ids whose aborts were only recorded (the store still lists them).
+    dry_aborted: HashSet<String>,
 }
 
 impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
@@ -95,6 +101,7 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
             renewed: Instant::now(),
             report: Report::default(),
             dry_deleted: HashSet::new(),
+            dry_aborted: HashSet::new(),
         }
     }
 
@@ -170,14 +177,44 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
         self.lc.config.delete_concurrency.max(1)
     }
 
-    async fn abort_upload(&mut self, key: &ObjectKey, upload_id: &str) -> Result<(), String> {
-        if self.opts.dry_run {
-            return Ok(());
-        }
-        self.store()
-            .abort_multipart(key, upload_id)
+    /// Aborts a multipart upload (only recorded in a dry run); answers the bytes its parts held,
+    /// as the store lists them before the abort: what the abort frees.
+    async fn abort_upload(&mut self, key: &ObjectKey, upload_id: &str) -> Result<u64, String> {
+        let held = self
+            .store()
+            .multipart_bytes(key, upload_id)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if self.opts.dry_run {
+            self.dry_aborted.insert(upload_id.to_owned());
+        } else {
+            self.store()
+                .abort_multipart(key, upload_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(held)
+    }
+
+    /// The sizes of the objects the store holds at `keys` (`None`: no object, as for an upload
+    /// whose bytes never came), asked [`HEAD_CONCURRENCY`] at a time, in the order of `keys`.
+    async fn stored_sizes(&self, keys: &[ObjectKey]) -> Vec<Result<Option<u64>, String>> {
+        use futures_util::StreamExt;
+        // Owned keys and store: the stream's futures hold no borrow (one lifetime for all).
+        let heads = keys.iter().cloned().map(|key| {
+            let store = self.lc.store.clone();
+            async move {
+                store
+                    .head(&key)
+                    .await
+                    .map(|o| o.map(|o| o.size))
+                    .map_err(|e| e.to_string())
+            }
+        });
+        futures_util::stream::iter(heads)
+            .buffered(HEAD_CONCURRENCY)
+            .collect()
+            .await
     }
 
     // ---- 1. abandoned uploads ----
@@ -616,7 +653,10 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                 };
                 if let Some(upload_id) = &b.upload_id {
                     match self.abort_upload(&key, upload_id).await {
-                        Ok(()) => self.report.multipart_aborted += 1,
+                        Ok(bytes) => {
+                            self.report.multipart_aborted += 1;
+                            self.report.multipart_aborted_bytes += bytes;
+                        }
                         Err(e) => {
                             self.report
                                 .error(format!("abort multipart upload of {key}: {e}"));
@@ -627,12 +667,26 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                 }
                 ready.push((b, key));
             }
+            // Only what the store holds counts as reclaimed: a blob of an upload whose bytes
+            // never came has no object, whatever size it declared.
             let keys: Vec<ObjectKey> = ready.iter().map(|(_, k)| k.clone()).collect();
+            let sizes = self.stored_sizes(&keys).await;
+            let mut held = Vec::with_capacity(ready.len());
+            for ((b, key), size) in ready.into_iter().zip(sizes) {
+                match size {
+                    Ok(size) => held.push((b, key, size)),
+                    Err(e) => {
+                        self.report.error(format!("head {key}: {e}"));
+                        self.report.objects_pending += 1;
+                    }
+                }
+            }
+            let keys: Vec<ObjectKey> = held.iter().map(|(_, k, _)| k.clone()).collect();
             let failed: HashMap<String, String> =
                 self.delete_keys(&keys).await.into_iter().collect();
             self.crash(CrashPoint::ObjectsDeleted)?;
             let txn = self.db.begin().await?;
-            for (b, key) in ready {
+            for (b, key, size) in held {
                 if let Some(why) = failed.get(key.as_str()) {
                     self.report.error(format!("delete {key}: {why}"));
                     self.report.objects_pending += 1;
@@ -644,11 +698,14 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     e.detail = json!({
                         "key": b.key,
                         "size_bytes": b.size_bytes,
+                        "stored_bytes": size.unwrap_or(0),
                         "visibility": b.visibility,
                         "by": ACTOR,
                     });
                     e.record(&txn).await?;
-                    self.report.objects_deleted.add(size(b.size_bytes));
+                    if let Some(stored) = size {
+                        self.report.objects_deleted.add(stored);
+                    }
                 }
             }
             txn.commit().await?;
@@ -664,7 +721,12 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
         let cutoff = self.now - self.lc.config.pending_ttl;
         for prefix in PREFIXES {
             let uploads = self.store().list_multipart_uploads(prefix).await?;
-            for u in uploads.into_iter().filter(|u| u.initiated <= cutoff) {
+            // A dry run's recorded aborts are still listed: they are not strays.
+            let uploads: Vec<_> = uploads
+                .into_iter()
+                .filter(|u| u.initiated <= cutoff && !self.dry_aborted.contains(&u.upload_id))
+                .collect();
+            for u in uploads {
                 let known = blob::Entity::find()
                     .filter(blob::Column::UploadId.eq(u.upload_id.clone()))
                     .count(self.db)
@@ -677,7 +739,10 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
                     continue;
                 };
                 match self.abort_upload(&key, &u.upload_id).await {
-                    Ok(()) => self.report.multipart_aborted += 1,
+                    Ok(bytes) => {
+                        self.report.multipart_aborted += 1;
+                        self.report.multipart_aborted_bytes += bytes;
+                    }
                     Err(e) => self
                         .report
                         .error(format!("abort multipart upload of {key}: {e}")),

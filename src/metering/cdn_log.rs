@@ -216,7 +216,13 @@ impl<R: BufRead> Lines<R> {
 /// (tenant, env) of a request path (URL-encoded as in cs-uri-stem), or None.
 pub fn attribute(uri_stem: &str, envs: &[String]) -> Option<(String, String)> {
     let key = decode_stem(uri_stem)?;
-    let segments: Vec<&str> = key.strip_prefix('/')?.split('/').collect();
+    attribute_key(key.strip_prefix('/')?, envs)
+}
+
+/// (tenant, env) of an object key Cairn writes (`[public/]tenants/<t>/<env>/...`, DESIGN §3), or
+/// None for any other key.
+pub fn attribute_key(key: &str, envs: &[String]) -> Option<(String, String)> {
+    let segments: Vec<&str> = key.split('/').collect();
     let (tenant, env, ids) = match segments.as_slice() {
         ["tenants", tenant, env, "raw", ids @ ..] if ids.len() == 2 => (*tenant, *env, ids),
         ["tenants", tenant, env, "runs", ids @ ..] if ids.len() == 4 => (*tenant, *env, ids),

@@ -5,6 +5,9 @@
 //! items (artifacts `available`, raw assets `registered`); `physical_bytes` counts blobs in state
 //! `stored` (shared content once). Activity counters only grow. Callers lock their item and blob
 //! rows first and record the delta last, so transactions take the counter rows in one order.
+//!
+//! Reads write nothing: download URLs handed out and bytes Cairn serves itself are added up in
+//! memory ([`super::buffer`]) and recorded here in batches.
 use chrono::{DateTime, Utc};
 use entity::{usage, usage_daily};
 use sea_orm::{
@@ -24,6 +27,10 @@ pub struct Delta {
     pub kind_bytes: [i64; 8],
     pub uploads: i64,
     pub upload_bytes: i64,
+    /// Download URLs handed out, and their items' bytes.
+    pub download_urls: i64,
+    pub download_url_bytes: i64,
+    /// Downloads served (Cairn's and CloudFront's), and the bytes sent.
     pub downloads: i64,
     pub download_bytes: i64,
     pub dedup_hits: i64,
@@ -42,6 +49,8 @@ impl Delta {
         kind_bytes: [0; 8],
         uploads: 0,
         upload_bytes: 0,
+        download_urls: 0,
+        download_url_bytes: 0,
         downloads: 0,
         download_bytes: 0,
         dedup_hits: 0,
@@ -72,6 +81,8 @@ impl Delta {
             kind_bytes,
             uploads,
             upload_bytes,
+            download_urls,
+            download_url_bytes,
             downloads,
             download_bytes,
             dedup_hits,
@@ -88,6 +99,8 @@ impl Delta {
             kind_bytes: kind_bytes.map(|b| -b),
             uploads: -uploads,
             upload_bytes: -upload_bytes,
+            download_urls: -download_urls,
+            download_url_bytes: -download_url_bytes,
             downloads: -downloads,
             download_bytes: -download_bytes,
             dedup_hits: -dedup_hits,
@@ -131,12 +144,31 @@ impl Delta {
         }
     }
 
-    /// Download URLs issued for `count` items of `bytes` in all.
-    pub fn downloads(count: i64, bytes: i64) -> Self {
+    /// Download URLs handed out for `count` items of `bytes` in all.
+    pub fn urls_issued(count: i64, bytes: i64) -> Self {
         Self {
-            downloads: count,
+            download_urls: count,
+            download_url_bytes: bytes,
+            ..Self::default()
+        }
+    }
+
+    /// `requests` downloads Cairn served itself, `bytes` sent in all.
+    pub fn served(requests: i64, bytes: i64) -> Self {
+        Self {
+            downloads: requests,
             download_bytes: bytes,
             ..Self::default()
+        }
+    }
+
+    /// `requests` downloads CloudFront served (its logs), `bytes` sent: served like Cairn's, and
+    /// CloudFront's part on its own.
+    pub fn cdn_served(requests: i64, bytes: i64) -> Self {
+        Self {
+            cdn_requests: requests,
+            cdn_bytes: bytes,
+            ..Self::served(requests, bytes)
         }
     }
 
@@ -150,6 +182,8 @@ impl Delta {
         self.physical_bytes += o.physical_bytes;
         self.uploads += o.uploads;
         self.upload_bytes += o.upload_bytes;
+        self.download_urls += o.download_urls;
+        self.download_url_bytes += o.download_url_bytes;
         self.downloads += o.downloads;
         self.download_bytes += o.download_bytes;
         self.dedup_hits += o.dedup_hits;
@@ -167,6 +201,8 @@ impl Delta {
     fn has_activity(&self) -> bool {
         self.uploads != 0
             || self.upload_bytes != 0
+            || self.download_urls != 0
+            || self.download_url_bytes != 0
             || self.downloads != 0
             || self.download_bytes != 0
             || self.dedup_hits != 0
@@ -307,6 +343,8 @@ async fn add_to_usage<C: ConnectionTrait>(
         raw_bytes,
         uploads: d.uploads,
         upload_bytes: d.upload_bytes,
+        download_urls: d.download_urls,
+        download_url_bytes: d.download_url_bytes,
         downloads: d.downloads,
         download_bytes: d.download_bytes,
         dedup_hits: d.dedup_hits,
@@ -324,6 +362,8 @@ async fn add_to_usage<C: ConnectionTrait>(
         U::PhysicalBytes,
         U::Uploads,
         U::UploadBytes,
+        U::DownloadUrls,
+        U::DownloadUrlBytes,
         U::Downloads,
         U::DownloadBytes,
         U::DedupHits,
@@ -364,6 +404,8 @@ async fn add_to_day<C: ConnectionTrait>(
         day: day.to_owned(),
         uploads: d.uploads,
         upload_bytes: d.upload_bytes,
+        download_urls: d.download_urls,
+        download_url_bytes: d.download_url_bytes,
         downloads: d.downloads,
         download_bytes: d.download_bytes,
         dedup_hits: d.dedup_hits,
@@ -383,6 +425,8 @@ async fn add_to_day<C: ConnectionTrait>(
     for c in [
         D::Uploads,
         D::UploadBytes,
+        D::DownloadUrls,
+        D::DownloadUrlBytes,
         D::Downloads,
         D::DownloadBytes,
         D::DedupHits,
@@ -425,6 +469,18 @@ mod tests {
         assert!(Delta::default().is_zero());
         assert_eq!(Delta::live(None, 5).negated().objects, -1);
         assert_eq!(Delta::live(None, 5).negated().kind_bytes[7], -5);
-        assert!(!Delta::downloads(1, 0).is_zero());
+        assert!(!Delta::urls_issued(1, 0).is_zero());
+        let cdn = Delta::cdn_served(2, 300);
+        assert_eq!(
+            (
+                cdn.downloads,
+                cdn.download_bytes,
+                cdn.cdn_requests,
+                cdn.cdn_bytes
+            ),
+            (2, 300, 2, 300),
+            "CloudFront's requests are downloads served, and its part of them"
+        );
+        assert_eq!(cdn.download_urls, 0);
     }
 }

@@ -1,5 +1,7 @@
 //! CDN egress: CloudFront standard access logs directly under `CAIRN_CDN_LOG_PREFIX`, each file
-//! added to `usage_daily` (and the cumulative counters) exactly once. The file's `cdn_log_file`
+//! added to `usage_daily` (and the cumulative counters) exactly once: its requests and bytes are
+//! downloads served (`downloads`, `download_bytes`, with Cairn's own) and CloudFront's part of them
+//! (`cdn_requests`, `cdn_bytes`). The file's `cdn_log_file`
 //! row is inserted in the same transaction as its counts: a file seen again, by a later run or by
 //! a replica racing this one, finds its row and adds nothing.
 //!
@@ -213,11 +215,10 @@ impl File {
     fn of(size: u64, parsed: &Parsed) -> Option<Self> {
         let mut deltas = Vec::with_capacity(parsed.served.len());
         for ((day, tenant, env), s) in &parsed.served {
-            let d = Delta {
-                cdn_requests: i64::try_from(s.requests).ok()?,
-                cdn_bytes: i64::try_from(s.bytes).ok()?,
-                ..Delta::default()
-            };
+            let d = Delta::cdn_served(
+                i64::try_from(s.requests).ok()?,
+                i64::try_from(s.bytes).ok()?,
+            );
             let day = day.format("%Y-%m-%d").to_string();
             deltas.push((day, tenant.clone(), env.clone(), d));
         }

@@ -1,5 +1,6 @@
 //! Metering (DESIGN §8): exact usage counters per tenant+env ([`counters`], kept by every change
-//! in its own transaction), quotas ([`quota`]), and the metering job ([`run`]): a storage sample
+//! in its own transaction; reads are added up in memory and recorded in batches, [`buffer`]),
+//! quotas ([`quota`]), and the metering job ([`run`]): a storage sample
 //! into `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check
 //! ([`reconcile`]). Like the lifecycle sweep, the job takes the catalog lease `metering`, and a
 //! scheduled tick is claimed by a unique `metering_run` row, so one replica runs each tick.
@@ -20,6 +21,7 @@ use crate::{
     storage::ObjectStore,
 };
 
+pub mod buffer;
 pub mod cdn_log;
 pub mod counters;
 pub mod ingest;

@@ -1,5 +1,10 @@
 //! What operators read: usage rows per tenant+env (the counters, or a date range's activity from
 //! `usage_daily`), a tenant's daily series with monthly totals, CSV, and cost estimates.
+//!
+//! Two download measures: `download_urls` (URLs handed out, with `download_url_bytes`, the sizes
+//! of their items) and `downloads`/`download_bytes` (what was actually served: by Cairn itself,
+//! and by CloudFront per its logs, whose part is `cdn_requests`/`cdn_bytes`). Egress is priced
+//! from bytes served; requests are uploads and downloads served.
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -34,6 +39,10 @@ pub struct UsageRow {
     pub bytes_by_kind: BTreeMap<&'static str, i64>,
     pub uploads: i64,
     pub upload_bytes: i64,
+    /// Download URLs handed out, and the bytes of the items they lead to.
+    pub download_urls: i64,
+    pub download_url_bytes: i64,
+    /// Downloads actually served (Cairn's and CloudFront's), and the bytes sent: the egress.
     pub downloads: i64,
     pub download_bytes: i64,
     pub dedup_hits: i64,
@@ -51,6 +60,8 @@ pub struct UsageRow {
 struct Activity {
     uploads: i64,
     upload_bytes: i64,
+    download_urls: i64,
+    download_url_bytes: i64,
     downloads: i64,
     download_bytes: i64,
     dedup_hits: i64,
@@ -66,6 +77,8 @@ impl Activity {
     fn add(&mut self, d: &usage_daily::Model) {
         self.uploads += d.uploads;
         self.upload_bytes += d.upload_bytes;
+        self.download_urls += d.download_urls;
+        self.download_url_bytes += d.download_url_bytes;
         self.downloads += d.downloads;
         self.download_bytes += d.download_bytes;
         self.dedup_hits += d.dedup_hits;
@@ -77,8 +90,10 @@ impl Activity {
         self.gb_days += gb_days(d);
     }
 
+    /// Requests priced: uploads and downloads served (CloudFront's among them). Handing out a
+    /// URL is not one.
     fn requests(&self) -> i64 {
-        self.uploads + self.downloads + self.cdn_requests
+        self.uploads + self.downloads
     }
 }
 
@@ -91,7 +106,7 @@ fn gb_days(d: &usage_daily::Model) -> f64 {
     }
 }
 
-/// Storage (GB-days), egress (CDN bytes) and requests, priced.
+/// Storage (GB-days), egress (bytes served: Cairn's and CloudFront's) and requests, priced.
 pub fn cost(p: &Prices, gb_days: f64, egress_bytes: i64, requests: i64) -> f64 {
     let c = gb_days / DAYS_PER_MONTH * p.storage_gb_month
         + egress_bytes as f64 / GB * p.egress_gb
@@ -147,6 +162,8 @@ pub async fn rows<C: ConnectionTrait>(
             .unwrap_or_default();
         r.uploads = a.uploads;
         r.upload_bytes = a.upload_bytes;
+        r.download_urls = a.download_urls;
+        r.download_url_bytes = a.download_url_bytes;
         r.downloads = a.downloads;
         r.download_bytes = a.download_bytes;
         r.dedup_hits = a.dedup_hits;
@@ -156,7 +173,7 @@ pub async fn rows<C: ConnectionTrait>(
         r.cdn_requests = a.cdn_requests;
         r.cdn_bytes = a.cdn_bytes;
         r.gb_days = Some(round(a.gb_days));
-        r.estimated_cost = Some(cost(prices, a.gb_days, a.cdn_bytes, a.requests()));
+        r.estimated_cost = Some(cost(prices, a.gb_days, a.download_bytes, a.requests()));
     }
     Ok(out)
 }
@@ -179,6 +196,8 @@ fn stock_and_totals(u: &usage::Model) -> UsageRow {
             .collect(),
         uploads: u.uploads,
         upload_bytes: u.upload_bytes,
+        download_urls: u.download_urls,
+        download_url_bytes: u.download_url_bytes,
         downloads: u.downloads,
         download_bytes: u.download_bytes,
         dedup_hits: u.dedup_hits,
@@ -208,6 +227,8 @@ pub fn csv_header() -> String {
         [
             "uploads",
             "upload_bytes",
+            "download_urls",
+            "download_url_bytes",
             "downloads",
             "download_bytes",
             "dedup_hits",
@@ -246,6 +267,8 @@ pub fn csv(rows: &[UsageRow]) -> String {
             [
                 r.uploads,
                 r.upload_bytes,
+                r.download_urls,
+                r.download_url_bytes,
                 r.downloads,
                 r.download_bytes,
                 r.dedup_hits,
@@ -284,6 +307,8 @@ pub struct DayRow {
     pub logical_bytes: i64,
     pub uploads: i64,
     pub upload_bytes: i64,
+    pub download_urls: i64,
+    pub download_url_bytes: i64,
     pub downloads: i64,
     pub download_bytes: i64,
     pub dedup_hits: i64,
@@ -300,6 +325,7 @@ pub struct DayRow {
 pub struct MonthRow {
     pub month: String,
     pub gb_days: f64,
+    /// Bytes served (`download_bytes`).
     pub egress_bytes: i64,
     pub requests: i64,
     pub estimated_cost: f64,
@@ -344,6 +370,8 @@ pub async fn series<C: ConnectionTrait>(
         r.logical_bytes += d.logical_bytes;
         r.uploads += d.uploads;
         r.upload_bytes += d.upload_bytes;
+        r.download_urls += d.download_urls;
+        r.download_url_bytes += d.download_url_bytes;
         r.downloads += d.downloads;
         r.download_bytes += d.download_bytes;
         r.dedup_hits += d.dedup_hits;
@@ -355,8 +383,8 @@ pub async fn series<C: ConnectionTrait>(
     }
     let mut months: BTreeMap<String, MonthRow> = BTreeMap::new();
     for r in days.values_mut() {
-        let requests = r.uploads + r.downloads + r.cdn_requests;
-        r.estimated_cost = cost(prices, r.gb_days, r.cdn_bytes, requests);
+        let requests = r.uploads + r.downloads;
+        r.estimated_cost = cost(prices, r.gb_days, r.download_bytes, requests);
         r.gb_days = round(r.gb_days);
         let m = months
             .entry(r.day[..7].to_owned())
@@ -365,7 +393,7 @@ pub async fn series<C: ConnectionTrait>(
                 ..MonthRow::default()
             });
         m.gb_days += r.gb_days;
-        m.egress_bytes += r.cdn_bytes;
+        m.egress_bytes += r.download_bytes;
         m.requests += requests;
     }
     for m in months.values_mut() {

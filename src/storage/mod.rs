@@ -292,6 +292,13 @@ pub trait ObjectStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The bytes the parts of an open multipart upload hold, as the store lists them (what
+    /// aborting it frees): 0 for a finished or unknown upload, and on stores without multipart
+    /// uploads.
+    async fn multipart_bytes(&self, _key: &ObjectKey, _upload_id: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// A GET URL for `key` until `expires_at`, answered with `Content-Disposition` naming
     /// `filename`, `inline` or as an attachment ([`content_disposition`]).
     async fn presign_download(

@@ -607,6 +607,50 @@ impl ObjectStore for S3Store {
         }
     }
 
+    #[tracing::instrument(skip(self), fields(bucket = %self.bucket))]
+    async fn multipart_bytes(&self, key: &ObjectKey, upload_id: &str) -> Result<u64, StoreError> {
+        let mut bytes = 0u64;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .backoff
+                .run("list_parts", || async {
+                    let res = self
+                        .client
+                        .list_parts()
+                        .bucket(&self.bucket)
+                        .key(key.as_str())
+                        .upload_id(upload_id)
+                        .set_part_number_marker(marker.clone())
+                        .send()
+                        .await;
+                    match res {
+                        Ok(page) => Ok(Some(page)),
+                        // Completed or aborted: no part is held any more.
+                        Err(e)
+                            if e.as_service_error().and_then(|s| s.code())
+                                == Some("NoSuchUpload") =>
+                        {
+                            Ok(None)
+                        }
+                        Err(e) => Err(store_error(e)),
+                    }
+                })
+                .await?;
+            let Some(page) = page else { return Ok(0) };
+            bytes += page
+                .parts()
+                .iter()
+                .map(|p| p.size().unwrap_or(0).max(0) as u64)
+                .sum::<u64>();
+            marker = page.next_part_number_marker;
+            if page.is_truncated != Some(true) || marker.is_none() {
+                break;
+            }
+        }
+        Ok(bytes)
+    }
+
     async fn presign_download(
         &self,
         key: &ObjectKey,

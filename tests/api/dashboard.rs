@@ -24,19 +24,62 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
         return;
     };
     let app = TestApp::spawn().await;
-    // A seeded tenant: three images (one a duplicate), a raw asset, a quota, a metering sample
-    // and a lifecycle run.
+    // A seeded tenant: three images (one a duplicate), a raw asset, a download URL handed out and
+    // fetched, a quota, a metering sample and a lifecycle run that removes an abandoned upload's
+    // bytes (16) and a presign whose bytes never came (5000 declared, nothing stored).
     let who = app.owner("seeded-co", "prod");
+    let mut first = None;
     for seed in [1u8, 2, 1] {
         let mut png = sample("image/png", 4000);
         let last = png.len() - 1;
         png[last] = seed;
-        app.stream_artifact(&who, "image/png", &png, json!({}))
+        let a = app
+            .stream_artifact(&who, "image/png", &png, json!({}))
             .await;
+        first.get_or_insert(a);
     }
     app.store(&who, "capture.bin", b"capture bytes").await;
+    let id = first.unwrap()["artifact_id"].as_str().unwrap().to_owned();
+    let read: serde_json::Value = app
+        .get(&who, &format!("/artifacts/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fetched = app
+        .client
+        .get(read["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(fetched.bytes().await.unwrap().len(), 4000);
+    // Served by Cairn on the local store (`/o/`); by the store itself behind a presigned URL.
+    let served_bytes = if app.is_s3() { 0 } else { 4000 };
+    app.state.flush_usage().await.unwrap();
     let small = app.owner("small-co", "dev");
     app.store(&small, "one.bin", b"x").await;
+    let p = app
+        .presign(
+            &small,
+            "left.bin",
+            "application/octet-stream",
+            b"never registered",
+        )
+        .await;
+    assert_eq!(
+        app.put_upload(&p, b"never registered").await.status(),
+        StatusCode::OK
+    );
+    let res = app
+        .post(
+            &small,
+            "/storage/raw/presign-upload",
+            &json!({"filename": "never.bin", "content_type": "application/octet-stream",
+                    "size_bytes": 5000}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let operator = app.operator_token();
     let res = app
         .client
@@ -59,7 +102,7 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
         &app.state.lifecycle,
         Trigger::Api,
         &SweepOptions::default(),
-        Utc::now(),
+        Utc::now() + chrono::Duration::hours(25),
     )
     .await
     .unwrap();
@@ -83,6 +126,9 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
                 .env("CAIRN_NON_OPERATOR_TOKEN", member)
                 .env("CAIRN_EXPECT_TENANT", "seeded-co")
                 .env("CAIRN_EXPECT_OBJECTS", "4")
+                .env("CAIRN_EXPECT_DOWNLOAD_URLS", "1")
+                .env("CAIRN_EXPECT_SERVED_BYTES", served_bytes.to_string())
+                .env("CAIRN_EXPECT_RECLAIMED", "16")
                 .env("CAIRN_SCREENSHOT", &shot)
                 .env("CAIRN_TEST_CHROMIUM", chromium)
                 .output()

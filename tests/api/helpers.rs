@@ -33,6 +33,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub data_dir: PathBuf,
+    /// Ends the server's `run_until` (see [`TestApp::stop`]).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -164,6 +167,8 @@ impl TestApp {
             envs: "dev,staging,prod".into(),
             // Tests run sweeps themselves, with an injected clock; no schedule fires meanwhile.
             jobs: Some("off".into()),
+            // Tests record the usage counted on reads themselves (`App::flush_usage`).
+            usage_flush_secs: Some("3600".into()),
             metrics_token: Some(METRICS_TOKEN.into()),
             ..Default::default()
         };
@@ -180,14 +185,33 @@ impl TestApp {
         let app = Application::build(config).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let state = app.state();
-        tokio::spawn(app.run_until(std::future::pending()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Serves until `stop` is called (dropping the sender does not stop it).
+        let server = tokio::spawn(app.run_until(async move {
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }));
         Self {
             bucket,
             base,
             client: reqwest::Client::new(),
             state,
             data_dir: dir.path().to_owned(),
+            stop: Some(stop),
+            server: Some(server),
             _dir: dir,
+        }
+    }
+
+    /// Stops the server as a shutdown signal does: in-flight requests finish, then `run_until`
+    /// returns (and closes `state.db`: reconnect with `cairn::connect(&app.state.config)`).
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
         }
     }
 

@@ -13,6 +13,7 @@ mod artifacts_media;
 mod artifacts_s3;
 mod auth_scope;
 mod bad_input;
+mod billing;
 mod cdn_log_bucket;
 mod cdn_signed;
 mod cli;

@@ -138,6 +138,7 @@ async fn counters_are_exact_through_upload_dedup_delete_purge_and_failures() {
     assert_no_drift(&app, "failed uploads").await;
 
     // Download URLs: GET /artifacts/{id} and a raw presign-download each issue one.
+    let before = usage_of(&app, "meter", "dev").await;
     let id1 = a1["artifact_id"].as_str().unwrap();
     assert_eq!(
         app.get(&who, &format!("/artifacts/{id1}")).await.status(),
@@ -157,9 +158,23 @@ async fn counters_are_exact_through_upload_dedup_delete_purge_and_failures() {
         .send()
         .await
         .unwrap();
-    assert!(res.status().is_success() || res.status().is_redirection());
+    let redirected = res.status().is_redirection();
+    assert!(res.status().is_success() || redirected);
+    let body = res.bytes().await.unwrap();
+    // Reads write nothing to the catalog; the counts are recorded by the next flush.
+    assert_eq!(usage_of(&app, "meter", "dev").await, before);
+    app.state.flush_usage().await.unwrap();
     let u = usage_of(&app, "meter", "dev").await;
-    assert_eq!((u.downloads, u.download_bytes), (3, 2 * l + r));
+    // S3: the redirect is a URL handed out, and its bytes go from the store, not from Cairn.
+    // Local: Cairn serves the bytes itself, which is a download served and no URL.
+    let (urls, served) = if redirected {
+        ((3, 2 * l + r), (0, 0))
+    } else {
+        assert_eq!(body.len() as i64, l);
+        ((2, l + r), (1, l))
+    };
+    assert_eq!((u.download_urls, u.download_url_bytes), urls);
+    assert_eq!((u.downloads, u.download_bytes), served);
 
     // Delete: the item leaves the stock; its bytes stay stored until the purge.
     delete(&app, &who, id1).await;
@@ -195,8 +210,13 @@ async fn counters_are_exact_through_upload_dedup_delete_purge_and_failures() {
     .unwrap()
     .unwrap();
     assert_eq!(
-        (today.uploads, today.dedup_hits, today.downloads),
-        (3, 2, 3)
+        (
+            today.uploads,
+            today.dedup_hits,
+            today.download_urls,
+            today.downloads
+        ),
+        (3, 2, urls.0, served.0)
     );
 
     // Other scopes were not touched.
@@ -385,6 +405,9 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
     assert_eq!(day("acme", "prod", "2026-11-21").await, (1, 200));
     let u = usage_of(&app, "acme", "prod").await;
     assert_eq!((u.cdn_requests, u.cdn_bytes), (6, 5200));
+    // CloudFront's requests are downloads served; no URL was handed out.
+    assert_eq!((u.downloads, u.download_bytes), (6, 5200));
+    assert_eq!((u.download_urls, u.download_url_bytes), (0, 0));
 
     // The range query prices the egress.
     let res = app
@@ -401,6 +424,10 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
     let row = &v["usage"][0];
     assert_eq!(
         (row["cdn_requests"].as_i64(), row["cdn_bytes"].as_i64()),
+        (Some(5), Some(5000))
+    );
+    assert_eq!(
+        (row["downloads"].as_i64(), row["download_bytes"].as_i64()),
         (Some(5), Some(5000))
     );
     let p = app.state.config.metering.prices;
@@ -626,6 +653,8 @@ async fn usage_api_answers_json_csv_and_filters() {
         "physical_bytes",
         "uploads",
         "upload_bytes",
+        "download_urls",
+        "download_url_bytes",
         "downloads",
         "download_bytes",
         "dedup_hits",

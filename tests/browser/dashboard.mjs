@@ -5,6 +5,9 @@
 //   CAIRN_OPERATOR_TOKEN      a bearer token with `operator: true` (required)
 //   CAIRN_EXPECT_TENANT       a tenant that must have a row in the tenants table (required)
 //   CAIRN_EXPECT_OBJECTS      that tenant's total objects (all envs) as its row must show (optional)
+//   CAIRN_EXPECT_DOWNLOAD_URLS  that tenant's download URLs handed out, as its row must show (optional)
+//   CAIRN_EXPECT_SERVED_BYTES   that tenant's bytes served (egress), as its row must show (optional)
+//   CAIRN_EXPECT_RECLAIMED    the bytes reclaimed the latest lifecycle run must show (optional)
 //   CAIRN_NON_OPERATOR_TOKEN  a valid token without `operator: true`: checks the refusal (optional)
 //   CAIRN_SCREENSHOT          the full-page PNG to write (default: $TMPDIR/cairn-dashboard.png);
 //                             on failure `<name>-failed.png` next to it
@@ -27,6 +30,9 @@ const OPERATOR = env.CAIRN_OPERATOR_TOKEN || '';
 const NON_OPERATOR = env.CAIRN_NON_OPERATOR_TOKEN || '';
 const TENANT = env.CAIRN_EXPECT_TENANT || '';
 const OBJECTS = env.CAIRN_EXPECT_OBJECTS ?? '';
+const DOWNLOAD_URLS = env.CAIRN_EXPECT_DOWNLOAD_URLS ?? '';
+const SERVED_BYTES = env.CAIRN_EXPECT_SERVED_BYTES ?? '';
+const RECLAIMED = env.CAIRN_EXPECT_RECLAIMED ?? '';
 const SHOT = path.resolve(env.CAIRN_SCREENSHOT || path.join(os.tmpdir(), 'cairn-dashboard.png'));
 const FAILED_SHOT = SHOT.replace(/(\.png)?$/i, '-failed.png');
 const CHROMIUM = env.CAIRN_TEST_CHROMIUM || '/usr/bin/chromium';
@@ -53,7 +59,10 @@ problems.catch(() => {});
 async function main() {
   const missing = ['CAIRN_URL', 'CAIRN_OPERATOR_TOKEN', 'CAIRN_EXPECT_TENANT'].filter((k) => !env[k]);
   if (missing.length) fail(`missing environment: ${missing.join(', ')}`);
-  if (OBJECTS !== '' && !/^\d+$/.test(OBJECTS)) fail(`CAIRN_EXPECT_OBJECTS must be a whole number, got ${JSON.stringify(OBJECTS)}`);
+  for (const [name, v] of [['CAIRN_EXPECT_OBJECTS', OBJECTS], ['CAIRN_EXPECT_DOWNLOAD_URLS', DOWNLOAD_URLS],
+    ['CAIRN_EXPECT_SERVED_BYTES', SERVED_BYTES], ['CAIRN_EXPECT_RECLAIMED', RECLAIMED]]) {
+    if (v !== '' && !/^\d+$/.test(v)) fail(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+  }
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -145,6 +154,15 @@ async function main() {
     }
     ok(`tenant ${JSON.stringify(TENANT)} shows ${text} objects`);
   }
+  // The two download measures: URLs handed out, and bytes actually served (what egress is priced from).
+  for (const [col, want, what] of [['download_urls', DOWNLOAD_URLS, 'download URLs issued'], ['served', SERVED_BYTES, 'bytes served']]) {
+    if (want === '') continue;
+    const cell = row.locator(`td[data-col="${col}"]`);
+    if (!(await cell.count())) fail(`tenant ${JSON.stringify(TENANT)} has no ${col} cell`);
+    const value = await cell.getAttribute('data-value');
+    if (value !== want) fail(`tenant ${JSON.stringify(TENANT)} shows ${value} ${what} (data-col ${col}), expected ${want}`);
+    ok(`tenant ${JSON.stringify(TENANT)} shows ${value} ${what}: ${JSON.stringify((await cell.innerText()).trim().split('\n')[0])}`);
+  }
 
   // 4. Its detail: the daily chart.
   await row.click();
@@ -175,6 +193,13 @@ async function main() {
     fail(`lifecycle runs did not load: ${(await page.locator('#runs-error').innerText()).trim()}`);
   }
   ok(`#lifecycle-runs present (${await runs.locator('tbody tr[data-run]').count()} run(s) listed)`);
+  if (RECLAIMED !== '') {
+    const cell = runs.locator('tbody tr[data-run]').first().locator('td[data-col="reclaimed"]');
+    if (!(await cell.count())) fail('the latest lifecycle run has no bytes reclaimed cell');
+    const value = await cell.getAttribute('data-value');
+    if (value !== RECLAIMED) fail(`the latest lifecycle run shows ${value} bytes reclaimed, expected ${RECLAIMED}`);
+    ok(`the latest lifecycle run shows ${value} bytes reclaimed`);
+  }
 
   // 6. Screenshot, once nothing is pending.
   await page.evaluate(() => document.fonts.ready);

@@ -109,13 +109,9 @@ async fn counted(app: &App, a: &artifact::Model, url: Option<String>) -> ApiResu
     Ok(url)
 }
 
-/// Counts a download of the artifact's bytes that Cairn serves itself (the local store's
-/// `GET /artifacts/{id}/content`), like a download URL issued.
-pub async fn count_served(app: &App, a: &artifact::Model) -> ApiResult<()> {
-    counted(app, a, Some(String::new())).await.map(|_| ())
-}
-
-/// Counts download URLs handed out (`count` items of `bytes` in all) on the scope's counters.
+/// Counts download URLs handed out (`count` items of `bytes` in all) on the scope's counters:
+/// in memory, recorded with the next flush (no catalog write per read). Bytes Cairn serves
+/// itself are counted as they go out (`http::served`), not here.
 async fn issued(
     app: &App,
     tenant: &str,
@@ -125,8 +121,7 @@ async fn issued(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     if count > 0 {
-        let d = Delta::downloads(count, bytes);
-        counters::record(&app.db, tenant, env, now, &d).await?;
+        app.usage_buffer.urls_issued(tenant, env, count, bytes, now);
     }
     Ok(())
 }

@@ -37,8 +37,8 @@ pub use complete::complete;
 pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
 pub use delivery::{
-    count_served, delivery_url, download_url, is_own_disposition, manifest, read_url, run_grant,
-    url_ttl, RunGrant,
+    delivery_url, download_url, is_own_disposition, manifest, read_url, run_grant, url_ttl,
+    RunGrant,
 };
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
 pub(crate) use settle::ev;

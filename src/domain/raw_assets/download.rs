@@ -15,7 +15,6 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
-    metering::counters::{self, Delta},
 };
 
 /// A URL that downloads the asset's bytes until `expires_in` (or `CAIRN_PRESIGN_TTL_SECS`),
@@ -66,9 +65,11 @@ pub async fn presign_download(
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
     ev.record(&txn).await?;
-    let d = Delta::downloads(1, asset.size_bytes);
-    counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &d).await?;
     txn.commit().await?;
+    // Counted in memory, recorded with the next flush.
+    let (tenant, env) = (scope.tenant.as_str(), scope.env.as_str());
+    app.usage_buffer
+        .urls_issued(tenant, env, 1, asset.size_bytes, now);
     record_outcome("presign_download", "ok");
     Ok((url, expires_at))
 }
