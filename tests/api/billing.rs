@@ -547,7 +547,9 @@ async fn the_migration_moves_url_counts_to_the_url_measure() {
         .position(|n| n == "m20261201_000009_download_urls")
         .expect("the migration is listed");
     let from_it = (names.len() - before) as u32;
-    migration::Migrator::up(&db, Some(before as u32)).await.unwrap();
+    migration::Migrator::up(&db, Some(before as u32))
+        .await
+        .unwrap();
     let backend = db.get_database_backend();
     for sql in [
         r#"INSERT INTO "usage" (tenant_id, env, uploads, downloads, download_bytes, cdn_requests, cdn_bytes, updated_at)
