@@ -20,7 +20,7 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
         std::env::var("CAIRN_TEST_CHROMIUM"),
         std::env::var("CAIRN_TEST_BROWSER_DIR"),
     ) else {
-        eprintln!("SKIPPED: CAIRN_TEST_CHROMIUM is not set (scripts/test.sh sets it)");
+        crate::helpers::missing_tool("Chromium (CAIRN_TEST_CHROMIUM)");
         return;
     };
     let app = TestApp::spawn().await;

@@ -111,18 +111,27 @@ async fn postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// Whether this run's catalog is `backend` and its store `storage`; otherwise says on stderr that
-/// the calling test is skipped (it then returns).
-pub fn runs_on(backend_: &str, storage_: &str) -> bool {
+/// For a test that only means something on one backend: it is `#[ignore]`d, and
+/// scripts/test.sh selects it by name on the runs of that backend (`SELECTED_*` there). Run
+/// anywhere else it fails, rather than pass without testing. `catalog`: `None` for any.
+pub fn require_backend(catalog: Option<&str>, storage_: &str) {
     let (b, s) = (backend(), storage());
-    if b == backend_ && s == storage_ {
-        return true;
-    }
-    eprintln!(
-        "skipped: needs CAIRN_TEST_BACKEND={backend_} and CAIRN_TEST_STORAGE={storage_} \
-         (this run: {b} and {s})"
+    assert!(
+        catalog.is_none_or(|c| c == b) && s == storage_,
+        "this test runs on CAIRN_TEST_BACKEND={} and CAIRN_TEST_STORAGE={storage_} only \
+         (this run: {b} and {s}); scripts/test.sh selects it there",
+        catalog.unwrap_or("any")
     );
-    false
+}
+
+/// A tool a test needs (moto, Chromium) is missing: under `CI=true` the test fails (CI installs
+/// every tool and never skips); elsewhere it says so on stderr and the caller returns.
+pub fn missing_tool(what: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is missing, and CI does not skip tests (scripts/test.sh installs it)"
+    );
+    eprintln!("SKIPPED: {what} is missing (scripts/test.sh installs and starts it)");
 }
 
 /// A fresh, empty Postgres database, for processes a test starts itself: its URL.
