@@ -29,7 +29,8 @@ fn fixture(name: &str) -> String {
     )
 }
 
-fn with_key(s: &mut Settings, file: &str, hash: &str) {
+/// CloudFront signing with the fixture key `file` (tests elsewhere use it too).
+pub fn with_key(s: &mut Settings, file: &str, hash: &str) {
     s.cloudfront_key_pair_id = Some(KEY_ID.into());
     s.cloudfront_private_key = Some(fixture(file));
     s.cloudfront_hash_algorithm = hash.into();

@@ -147,17 +147,8 @@ async fn served_locally_with_safety_headers(
 
 #[tokio::test]
 async fn a_wildcard_grant_opens_private_html_only_in_a_sandbox() {
-    let app = TestApp::spawn_with(|s| {
-        s.cloudfront_key_pair_id = Some("K2JCJMDEHXQW5F".into());
-        s.cloudfront_private_key = Some(
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/cloudfront/ecdsa-p256.pem"
-            ))
-            .unwrap(),
-        );
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|s| crate::cdn_signed::with_key(s, "ecdsa-p256.pem", "SHA256")).await;
     let acme = app.owner("acme", "dev");
     app.stream_artifact(&acme, "text/html", HTML, json!({"filename": "index.html"}))
         .await;

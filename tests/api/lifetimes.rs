@@ -222,17 +222,8 @@ async fn expires_in_sets_the_lifetime_of_read_urls() {
 
 #[tokio::test]
 async fn expires_in_sets_the_lifetime_of_cloudfront_grants_and_cookies() {
-    let app = TestApp::spawn_with(|s| {
-        s.cloudfront_key_pair_id = Some("K2JCJMDEHXQW5F".into());
-        s.cloudfront_private_key = Some(
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/cloudfront/ecdsa-p256.pem"
-            ))
-            .unwrap(),
-        );
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|s| crate::cdn_signed::with_key(s, "ecdsa-p256.pem", "SHA256")).await;
     let acme = app.owner("acme", "dev");
     let a = app
         .stream_artifact(&acme, "image/png", &sample("image/png", 900), json!({}))

@@ -140,17 +140,8 @@ async fn active_content_shows_only_where_it_is_sandboxed() {
 
 #[tokio::test]
 async fn through_the_cdn_active_content_is_sandboxed_or_saved() {
-    let app = TestApp::spawn_with(|s| {
-        s.cloudfront_key_pair_id = Some("K2JCJMDEHXQW5F".into());
-        s.cloudfront_private_key = Some(
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/cloudfront/ecdsa-p256.pem"
-            ))
-            .unwrap(),
-        );
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|s| crate::cdn_signed::with_key(s, "ecdsa-p256.pem", "SHA256")).await;
     let acme = app.owner("acme", "dev");
     let page = app
         .stream_artifact(
