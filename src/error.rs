@@ -198,3 +198,104 @@ through_problem!(
     StoreError,
     crate::cdn::DeliveryError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_problem_has_its_status_and_code() {
+        let s = |p: Problem| {
+            let e = ApiError::from(p);
+            (e.status.as_u16(), e.code.as_str(), e.retry_after)
+        };
+        assert_eq!(s(Problem::NotFound), (404, "not_found", None));
+        assert_eq!(
+            s(Problem::invalid(Code::InvalidSize, "x")),
+            (400, "invalid_size", None)
+        );
+        assert_eq!(
+            s(Problem::unprocessable(Code::SizeMismatch, "x")),
+            (422, "size_mismatch", None)
+        );
+        assert_eq!(
+            s(Problem::conflict(Code::LegalHold, "x")),
+            (409, "legal_hold", None)
+        );
+        assert_eq!(s(Problem::forbidden("x")), (403, "forbidden", None));
+        assert_eq!(
+            s(Problem::Unauthorized("x".into())),
+            (401, "unauthorized", None)
+        );
+        assert_eq!(
+            s(Problem::too_large(Code::PayloadTooLarge, "x")),
+            (413, "payload_too_large", None)
+        );
+        assert_eq!(s(Problem::TooSlow("x".into())), (408, "body_timeout", None));
+        assert_eq!(s(Problem::contention("x")), (503, "contention", Some(5)));
+        assert_eq!(
+            s(Problem::StoreUnavailable { cause: "x".into() }),
+            (503, "storage_unavailable", Some(5))
+        );
+        assert_eq!(
+            s(Problem::CatalogUnavailable { cause: "x".into() }),
+            (503, "catalog_unavailable", Some(5))
+        );
+        assert_eq!(s(Problem::internal("x")), (500, "internal", None));
+        let quota = ApiError::from(Problem::Quota {
+            detail: "over".into(),
+            quota: serde_json::json!({ "used": 1 }),
+        });
+        assert_eq!(
+            (quota.status.as_u16(), quota.code.as_str()),
+            (403, "quota_exceeded")
+        );
+        assert_eq!(quota.extra.unwrap()["quota"]["used"], 1);
+    }
+
+    #[test]
+    fn causes_stay_in_the_log() {
+        let e = ApiError::from(Problem::internal("catalog error: secret table name"));
+        assert!(!e.detail.contains("secret"), "{}", e.detail);
+        assert_eq!(e.cause.as_deref(), Some("catalog error: secret table name"));
+        let e = ApiError::from(Problem::StoreUnavailable {
+            cause: "connection refused to 10.0.0.1".into(),
+        });
+        assert_eq!(e.detail, "the object store is unreachable; retry later");
+    }
+
+    /// Counts the events logged at ERROR.
+    struct Errors(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Errors {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    #[test]
+    fn an_outage_is_logged_once_on_its_way_to_the_client() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Errors(count.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let outages: [ApiError; 3] = [
+                sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal("refused".into())).into(),
+                StoreError::Unavailable("timed out".into()).into(),
+                StoreError::Other("bad answer".into()).into(),
+            ];
+            for e in outages {
+                let res = e.into_response();
+                assert!(res.status().is_server_error());
+            }
+            let _ = ApiError::from(Problem::NotFound).into_response();
+        });
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+}
