@@ -76,6 +76,21 @@ fn code_only(src: &str) -> String {
                 i += 1;
             }
             i += 2;
+        } else if b[i] == b'r'
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b[i + 1..]
+                .iter()
+                .position(|c| *c != b'#')
+                .is_some_and(|n| b[i + 1 + n] == b'"')
+        {
+            // A raw string, r"…" or r#"…"#: no escapes; it ends at `"` and as many `#`.
+            let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
+            let close = format!("\"{}", "#".repeat(hashes));
+            let start = i + 2 + hashes;
+            i = src[start..]
+                .find(&close)
+                .map_or(b.len(), |e| start + e + close.len());
+            out.push_str("\"\"");
         } else if b[i] == b'"' {
             i += 1;
             while i < b.len() && b[i] != b'"' {
@@ -250,4 +265,7 @@ fn every_form_of_use_is_seen() {
     assert!(used("use super::{app::App, x};", "domain").contains("app"));
     // Comments and strings are not uses.
     assert!(used("// crate::http::x\nlet s = \"crate::app\";", "domain/x").is_empty());
+    // A raw string ends at its quote, backslash or not.
+    let raw = "let s = r\"dir\\\"; use crate::http::x; let t = r#\"crate::app\"#;";
+    assert_eq!(used(raw, "domain/x"), ["http".to_owned()].into());
 }
