@@ -269,3 +269,30 @@ fn every_form_of_use_is_seen() {
     let raw = "let s = r\"dir\\\"; use crate::http::x; let t = r#\"crate::app\"#;";
     assert_eq!(used(raw, "domain/x"), ["http".to_owned()].into());
 }
+
+/// Below the HTTP edge (`http/`, `error.rs`, `app.rs`, and `lib.rs`/`main.rs` that start it) no
+/// module knows axum: scopes, problems and services are plain values.
+#[test]
+fn only_the_http_edge_knows_axum() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let edge = ["http", "error.rs", "app.rs", "lib.rs", "main.rs"];
+    let found: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let rel = f.strip_prefix(&src).unwrap();
+            !edge.iter().any(|e| rel.starts_with(e))
+        })
+        .filter(|f| {
+            let code = code_only(&std::fs::read_to_string(f).unwrap());
+            code.match_indices("axum").any(|(i, _)| {
+                let b = code.as_bytes();
+                (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+                    && code[i + 4..].trim_start().starts_with("::")
+            })
+        })
+        .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(found.is_empty(), "axum below the HTTP edge: {found:?}");
+}
