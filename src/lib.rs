@@ -18,6 +18,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod metering;
 pub mod storage;
+pub mod usage;
 
 use app::{App, AppState};
 use config::{Config, Secret, StorageConfig};

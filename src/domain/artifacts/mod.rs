@@ -20,8 +20,8 @@ use crate::{
     auth::Scope,
     error::{ApiError, ApiResult},
     events::Event,
-    metering::counters::{self, Delta},
     storage::{UploadMethod, PRIVATE_IMMUTABLE},
+    usage::{self, Delta},
 };
 
 mod complete;
@@ -305,7 +305,7 @@ async fn count(
     now: DateTime<Utc>,
     d: &Delta,
 ) -> Result<(), sea_orm::DbErr> {
-    counters::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
+    usage::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
 }
 
 fn content_type_of(a: &artifact::Model) -> ApiResult<ContentType> {

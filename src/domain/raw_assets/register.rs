@@ -18,11 +18,9 @@ use crate::{
     error::{ApiError, ApiResult},
     events::kind,
     http::metrics::record_outcome,
-    metering::{
-        counters::{self, Delta},
-        quota::Hold,
-    },
+    metering::quota::Hold,
     storage::StoreError,
+    usage::{self, Delta},
 };
 
 pub async fn register(app: &App, scope: &Scope, req: Register) -> ApiResult<raw_asset::Model> {
@@ -297,7 +295,7 @@ async fn verify_and_register(
         } else if newly_stored {
             delta = delta.stored(size);
         }
-        counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
+        usage::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
         txn.commit().await?;
         if duplicate_of.is_some() {
             // The catalog no longer references our copy. If this delete is lost, the orphan
