@@ -14,6 +14,7 @@ use crate::{
     domain::TenantId,
     error::{ApiError, ApiResult},
     lifecycle::{self, policy, runs::RunView, RunError, SweepOptions, Trigger},
+    problem::Code,
 };
 
 #[derive(Debug, Deserialize)]
@@ -31,7 +32,7 @@ pub struct RetentionView {
 }
 
 fn tenant(raw: &str) -> ApiResult<TenantId> {
-    TenantId::parse(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.detail))
+    TenantId::parse(raw).map_err(|e| ApiError::bad_request(Code::InvalidTenant, e.detail))
 }
 
 async fn retention_view(app: &AppState, t: &TenantId) -> ApiResult<RetentionView> {
@@ -52,7 +53,7 @@ pub async fn put_retention(
 ) -> ApiResult<Json<RetentionView>> {
     let t = tenant(&raw)?;
     policy::validate(&body.rules, &app.config.envs)
-        .map_err(|e| ApiError::bad_request("invalid_retention", e.0))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidRetention, e.0))?;
     policy::replace(
         &app.db,
         &t,
@@ -79,7 +80,7 @@ pub(super) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
         None | Some("false") | Some("0") => Ok(false),
         Some("") | Some("true") | Some("1") => Ok(true),
         Some(other) => Err(ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             format!("`{name}` must be true or false, not `{other}`"),
         )),
     }
@@ -98,7 +99,7 @@ pub async fn run_lifecycle(
     op: Operator,
     query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let opts = SweepOptions {
         dry_run: flag("dry_run", q.dry_run.as_deref())?,
         fix_orphans: flag("fix_orphans", q.fix_orphans.as_deref())?,
@@ -107,7 +108,9 @@ pub async fn run_lifecycle(
     tracing::info!(operator = %op.user, dry_run = opts.dry_run, "lifecycle sweep requested");
     match lifecycle::run(&app.lifecycle, Trigger::Api, &opts, Utc::now()).await {
         Ok(run) => Ok(Json(run.into())),
-        Err(e @ RunError::Busy(_)) => Err(ApiError::conflict("lifecycle_running", e.to_string())),
+        Err(e @ RunError::Busy(_)) => {
+            Err(ApiError::conflict(Code::LifecycleRunning, e.to_string()))
+        }
         Err(RunError::Db(e)) => Err(e.into()),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }
@@ -131,7 +134,7 @@ pub async fn list_runs(
     _op: Operator,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunsView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let limit = match q.limit.as_deref() {
         None => 50,
         Some(v) => v
@@ -139,7 +142,7 @@ pub async fn list_runs(
             .ok()
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| {
-                ApiError::bad_request("invalid_request", "`limit` must be between 1 and 500")
+                ApiError::bad_request(Code::InvalidRequest, "`limit` must be between 1 and 500")
             })?,
     };
     let before = match q.before.as_deref() {
@@ -147,7 +150,7 @@ pub async fn list_runs(
         Some(v) => Some(
             DateTime::parse_from_rfc3339(v)
                 .map_err(|_| {
-                    ApiError::bad_request("invalid_request", "`before` must be an RFC 3339 time")
+                    ApiError::bad_request(Code::InvalidRequest, "`before` must be an RFC 3339 time")
                 })?
                 .with_timezone(&Utc),
         ),

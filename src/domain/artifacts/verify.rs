@@ -14,56 +14,50 @@ use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
 use super::{complete::verify_stored, settle::fail};
-use crate::{app::AppState, auth::Scope, error::ApiError, metering::quota};
+use crate::{auth::Scope, core::Core, metering::quota, problem::Problem};
 
 /// Objects hashed at once.
 pub const CONCURRENCY: usize = 2;
 /// How long to wait before retrying when the store or catalog is unavailable.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
-#[derive(Clone)]
-pub struct VerifyQueue(mpsc::UnboundedSender<Uuid>);
-
-impl VerifyQueue {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Uuid>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
-    }
-
-    pub fn enqueue(&self, id: Uuid) {
-        // Closed only when the server is stopping; `recover` picks the work up at the next start.
-        let _ = self.0.send(id);
-    }
-}
+pub use crate::core::VerifyQueue;
 
 /// Runs the verifier until the queue closes: first the work a previous run left, then what
 /// arrives.
-pub async fn run(app: AppState, mut rx: mpsc::UnboundedReceiver<Uuid>) {
-    if let Err(e) = recover(&app).await {
-        tracing::warn!(error = ?e.detail, "could not list unfinished verifications; they resume at the next start");
+pub async fn run(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Uuid>) {
+    if let Err(e) = recover(&core).await {
+        tracing::warn!(error = %e, "could not list unfinished verifications; they resume at the next start");
     }
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     while let Some(id) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let app = app.clone();
+        let core = core.clone();
         tokio::spawn(async move {
-            let outcome = verify_one(&app, id).await;
+            let outcome = verify_one(&core, id).await;
             drop(permit);
             if let Err(e) = outcome {
-                if e.status.is_server_error() {
-                    tracing::warn!(artifact.id = %id, code = e.code, "verification postponed");
+                if worth_retry(&e) {
+                    tracing::warn!(artifact.id = %id, code = %e.code(), error = %e, "verification postponed");
                     tokio::time::sleep(RETRY_AFTER).await;
-                    app.verify_queue.enqueue(id);
+                    core.verify_queue.enqueue(id);
                 }
             }
         });
     }
 }
 
+/// Whether a verification that failed with `e` should run again later: when the store or the
+/// catalog was out, a concurrent change won, or something broke on Cairn's side. A refusal of
+/// the bytes is final (it has been recorded on the artifact).
+pub fn worth_retry(e: &Problem) -> bool {
+    e.is_transient()
+}
+
 /// Queues every artifact whose multipart upload is complete but not yet verified.
-pub async fn recover(app: &AppState) -> Result<(), ApiError> {
+pub async fn recover(core: &Core) -> Result<(), Problem> {
     let ids: Vec<Uuid> = artifact::Entity::find()
         .select_only()
         .column(artifact::Column::ArtifactId)
@@ -71,7 +65,7 @@ pub async fn recover(app: &AppState) -> Result<(), ApiError> {
         .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
         .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     if !ids.is_empty() {
         tracing::info!(
@@ -80,15 +74,16 @@ pub async fn recover(app: &AppState) -> Result<(), ApiError> {
         );
     }
     for id in ids {
-        app.verify_queue.enqueue(id);
+        core.verify_queue.enqueue(id);
     }
     Ok(())
 }
 
-async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
+/// Verifies one artifact whose multipart upload is complete, if it still waits for it.
+pub async fn verify_one(core: &Core, id: Uuid) -> Result<(), Problem> {
     let Some(a) = artifact::Entity::find_by_id(id)
         .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
-        .one(&app.db)
+        .one(&core.db)
         .await?
     else {
         return Ok(());
@@ -98,7 +93,7 @@ async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     };
     let Some(blob) = blob::Entity::find_by_id(blob_id)
         .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
-        .one(&app.db)
+        .one(&core.db)
         .await?
     else {
         return Ok(());
@@ -106,7 +101,7 @@ async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     let scope = Scope::system(&a.tenant_id, &a.env, &a.created_by)?;
     tracing::info!(artifact.id = %id, size_bytes = a.size_bytes, "verifying a completed upload");
     match verify_stored(
-        app,
+        core,
         &scope,
         &a,
         &blob,
@@ -117,19 +112,19 @@ async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     {
         Err(e) if quota::is_refusal(&e) => {
             fail(
-                app,
+                core,
                 &scope,
                 &a,
                 &blob,
                 artifact::STATUS_UPLOADING,
                 blob::STATE_VERIFYING,
                 quota::REFUSED,
-                &e.detail,
+                e.detail(),
             )
             .await
         }
         // A refusal has been recorded on the artifact; only outages are worth a retry.
-        Err(e) if !e.status.is_server_error() => Ok(()),
+        Err(e) if !worth_retry(&e) => Ok(()),
         other => other.map(|_| ()),
     }
 }

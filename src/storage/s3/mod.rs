@@ -23,7 +23,7 @@ use crate::domain::ObjectKey;
 mod presign;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Where the store answers, as URLs are built for it.
 #[derive(Debug, Clone)]
