@@ -21,6 +21,7 @@ pub mod metering;
 pub mod problem;
 pub mod storage;
 pub mod telemetry;
+pub mod usage;
 
 use crate::core::{Changes, Core, VerifyQueue};
 use app::{App, AppState};

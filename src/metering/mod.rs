@@ -1,4 +1,4 @@
-//! Metering (DESIGN §8): exact usage counters per tenant+env ([`counters`], kept by every change
+//! Metering (DESIGN §8): exact usage counters per tenant+env ([`crate::usage`], kept by every change
 //! in its own transaction; reads are added up in memory and recorded in batches, [`buffer`]),
 //! quotas ([`quota`]), and the metering job ([`run`]): a storage sample
 //! into `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check
@@ -9,8 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use entity::metering_run::{self, STATUS_FAILED, STATUS_RUNNING, STATUS_SUCCEEDED};
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryOrder,
-    QuerySelect, Set, SqlErr,
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set, SqlErr,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -23,7 +22,6 @@ use crate::{
 
 pub mod buffer;
 pub mod cdn_log;
-pub mod counters;
 pub mod ingest;
 pub mod quota;
 pub mod reconcile;
@@ -156,15 +154,6 @@ async fn steps(m: &Metering, opts: RunOptions, now: DateTime<Utc>) -> Result<Run
         drift_fixed: opts.fix_drift && !drift.is_empty(),
         drift,
     })
-}
-
-/// The latest runs first.
-pub async fn runs(db: &DatabaseConnection, limit: u64) -> Result<Vec<metering_run::Model>, DbErr> {
-    metering_run::Entity::find()
-        .order_by_desc(metering_run::Column::StartedAt)
-        .limit(limit)
-        .all(db)
-        .await
 }
 
 /// A catalog that holds items but no counters yet (upgraded from before metering) gets its

@@ -621,7 +621,7 @@ async fn the_migration_moves_url_counts_to_the_url_measure() {
 /// the CSV's and JSON's fields.
 #[tokio::test]
 async fn cairn_usage_names_urls_issued_and_bytes_served() {
-    use cairn::metering::counters::{record, Delta};
+    use cairn::usage::{record, Delta};
 
     let dir = tempfile::tempdir().unwrap();
     {

@@ -844,8 +844,8 @@ async fn the_cli_prints_usage_as_a_table_csv_and_reconciles() {
         let config = cairn::config::Config::from_settings(&s).unwrap();
         let db = cairn::connect(&config).await.unwrap();
         cairn::migrate(&db).await.unwrap();
-        let d = cairn::metering::counters::Delta::live(None, 1234).uploaded(1234, false);
-        cairn::metering::counters::record(&db, "clitenant", "dev", Utc::now(), &d)
+        let d = cairn::usage::Delta::live(None, 1234).uploaded(1234, false);
+        cairn::usage::record(&db, "clitenant", "dev", Utc::now(), &d)
             .await
             .unwrap();
         db.close().await.unwrap();
