@@ -19,6 +19,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod metering;
 pub mod problem;
+pub mod signer;
 pub mod storage;
 pub mod telemetry;
 
@@ -82,7 +83,10 @@ async fn open_store(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            (Arc::new(open_local(root, &public_url, signing_key)?), None)
+            (
+                Arc::new(open_local(root, &public_url, signing_key.secret()?)?),
+                None,
+            )
         }
     };
     Ok((store, s3))
@@ -209,7 +213,10 @@ pub struct Application {
 }
 
 impl Application {
+    /// Provisions the data dir ([`config::Provision::Create`]), connects the store and the
+    /// catalog, migrates it, binds the listener and starts the background workers.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = config.provision(config::Provision::Create)?;
         // The S3 chain (region, credentials) is checked first: a misconfigured store should stop
         // start-up before anything else happens.
         let s3 = match &config.storage {
@@ -281,7 +288,7 @@ impl Application {
         let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3.clone()) {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
-                let local = Arc::new(open_local(root, &public_url, signing_key)?);
+                let local = Arc::new(open_local(root, &public_url, signing_key.secret()?)?);
                 remove_abandoned_temp_files(&local).await;
                 (local.clone(), Some(local))
             }
