@@ -59,6 +59,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 /// What `cairn lifecycle run` needs: the store and the existing catalog, without a server.
+/// `config` as start-up left it ([`Config::provision`]): the local store's key read.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
     let (store, _) = open_store(config).await?;
     let db = existing_catalog(config).await?;

@@ -7,6 +7,7 @@ use super::{
     ConfigError,
 };
 
+/// How bearer tokens are verified.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AuthSettings {
     /// HS256 secret for bearer tokens (local mode generates one in the data dir when unset).

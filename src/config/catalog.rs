@@ -6,6 +6,7 @@ use super::{
     ConfigError,
 };
 
+/// The catalog database.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CatalogSettings {
     /// Catalog database: `sqlite://...` (default: `cairn.db` in the data dir) or `postgres://...`.

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::signer::{HashAlgorithm, SigningKey};
 
+/// Delivery through a CDN, CloudFront signing and invalidations.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CdnSettings {
     /// CDN for delivery: a domain (`d111111abcdef8.cloudfront.net`, served over https) or a base
@@ -41,6 +42,7 @@ pub struct CdnSettings {
     pub cloudfront_distribution_id: Optional<String>,
 }
 
+/// The CloudFront API (invalidations).
 #[derive(clap::Args, Debug, Clone)]
 pub struct CloudFrontApiSettings {
     /// CloudFront API endpoint (tests: a local emulator); AWS itself when unset.

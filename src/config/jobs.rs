@@ -15,6 +15,7 @@ pub const DEFAULT_LIFECYCLE_CRON: &str = "0 */15 * * * *";
 /// Every hour, on the hour.
 pub const DEFAULT_METERING_CRON: &str = "0 0 * * * *";
 
+/// Scheduled jobs: the lifecycle sweep and the metering job.
 #[derive(clap::Args, Debug, Clone)]
 pub struct JobSettings {
     /// `off` keeps this replica from running scheduled jobs (the lifecycle sweep, CDN
@@ -59,6 +60,7 @@ pub struct JobSettings {
     pub cdn_log_prefix: Optional<CdnLogLocation>,
 }
 
+/// How often the usage counted on reads is recorded.
 #[derive(clap::Args, Debug, Clone)]
 pub struct UsageFlushSettings {
     /// Seconds between two recordings of the usage counted on reads (download URLs handed out,

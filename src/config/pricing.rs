@@ -1,6 +1,7 @@
 //! Pricing settings: what a cost estimate charges for storage, egress and requests.
 use super::{values::invalid, ConfigError};
 
+/// Prices for cost estimates.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PricingSettings {
     /// Price of storage per GB-month, for cost estimates (any currency).

@@ -15,6 +15,7 @@ pub const MAX_PRESIGN_TTL_SECS: u64 = 7 * 24 * 3600;
 /// it as one value).
 pub type EnvList = Vec<String>;
 
+/// Where Cairn listens, the base URL it hands out, URL lifetimes and the upload size.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerSettings {
     /// Bind address.
@@ -33,6 +34,7 @@ pub struct ServerSettings {
     pub max_upload_bytes: u64,
 }
 
+/// The envs every tenant has.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TenancySettings {
     /// Allowed envs, comma-separated.
@@ -40,6 +42,7 @@ pub struct TenancySettings {
     pub envs: EnvList,
 }
 
+/// Browser origins, what a client may hold of the server, and the `/metrics` token.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitSettings {
     /// Allowed browser origins (`https://app.example.com`, comma-separated, or `*`) for the API,

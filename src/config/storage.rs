@@ -8,6 +8,7 @@ use super::{
     ConfigError,
 };
 
+/// The object store and the data dir.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StorageSettings {
     /// Object storage backend: `local` or `s3` (default: `s3` when `RAW_BUCKET` is set, else
