@@ -21,7 +21,11 @@ pub fn tick_of(cron: &croner::Cron, now: DateTime<Utc>) -> DateTime<Utc> {
 /// Starts the schedule; it stops when `shutdown` is cancelled, and a sweep in progress stops at
 /// its next batch.
 pub async fn start(lc: Arc<Lifecycle>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (expr, cron) = crate::config::parse_cron("CAIRN_LIFECYCLE_CRON", &lc.config.cron)?;
+    // Parsed once, by the configuration.
+    let (expr, cron) = (
+        lc.config.cron.as_str().to_owned(),
+        lc.config.cron.cron().clone(),
+    );
     let mut sched = JobScheduler::new().await?;
     let stop = shutdown.clone();
     let job = Job::new_async(expr.as_str(), move |_id, _sched| {

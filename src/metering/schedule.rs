@@ -11,7 +11,11 @@ use crate::lifecycle::{schedule::tick_of, Trigger};
 
 /// Starts the schedule; it stops when `shutdown` is cancelled.
 pub async fn start(m: Arc<Metering>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (expr, cron) = crate::config::parse_cron("CAIRN_METERING_CRON", &m.config.cron)?;
+    // Parsed once, by the configuration.
+    let (expr, cron) = (
+        m.config.cron.as_str().to_owned(),
+        m.config.cron.cron().clone(),
+    );
     let mut sched = JobScheduler::new().await?;
     let job = Job::new_async(expr.as_str(), move |_id, _sched| {
         let m = m.clone();

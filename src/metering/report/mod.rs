@@ -302,6 +302,10 @@ mod tests {
         };
         // 30 GB-days = 1 GB-month = 3.0; 2 GB egress = 1.0; 500 requests = 1.0.
         assert_eq!(cost(&p, 30.0, 2_000_000_000, 500), 5.0);
-        assert_eq!(cost(&Prices::default(), 0.0, 0, 0), 0.0);
+        let defaults = crate::config::Settings::from_vars([])
+            .unwrap()
+            .pricing
+            .prices();
+        assert_eq!(cost(&defaults, 0.0, 0, 0), 0.0);
     }
 }

@@ -44,17 +44,10 @@ impl Endpoint {
                 path_style,
             });
         };
-        let (scheme, rest) = url
-            .split_once("://")
-            .filter(|(s, _)| *s == "http" || *s == "https")
-            .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
-        let host = rest.trim_end_matches('/');
-        if host.is_empty() || host.contains('/') || host.contains('?') {
-            return Err(format!("`{url}` must be a scheme and host[:port] only"));
-        }
+        let url = crate::config::EndpointUrl::parse(url)?;
         Ok(Self {
-            scheme: scheme.into(),
-            host: host.into(),
+            scheme: url.scheme,
+            host: url.host,
             path_style,
         })
     }
@@ -322,9 +315,13 @@ pub async fn connect(
                 .build(),
         );
     if let Some(url) = &cfg.endpoint_url {
-        conf = conf.endpoint_url(url);
+        conf = conf.endpoint_url(url.as_str());
     }
-    let endpoint = Endpoint::parse(cfg.endpoint_url.as_deref(), &region, cfg.force_path_style)
+    let url = cfg
+        .endpoint_url
+        .as_ref()
+        .map(crate::config::EndpointUrl::as_str);
+    let endpoint = Endpoint::parse(url, &region, cfg.force_path_style)
         .map_err(|why| anyhow::anyhow!("AWS_ENDPOINT_URL_S3 is invalid: {why}"))?;
     Ok(S3Store::new(
         Client::from_conf(conf.build()),
