@@ -37,7 +37,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use cairn::{
     config::{Config, LifecycleConfig, Settings, StorageConfig},
     domain::{Filename, ObjectKey},
-    lifecycle::{self, Lifecycle, Report, SweepOptions, Trigger},
+    jobs::{self, Trigger},
+    lifecycle::{Lifecycle, Report, SweepOptions},
     storage::{
         BodyStream, ObjectInfo, ObjectPage, ObjectStore, OpenUpload, PutError, StoreError, Upload,
         UploadMethod, UploadSpec, UploadedPart,
@@ -458,7 +459,7 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n:
             ..config.lifecycle.clone()
         },
         invalidate: false,
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     };
     // When each step last reported, and some progress on stderr.
     let last: Arc<Mutex<HashMap<&'static str, Instant>>> = Arc::default();
@@ -484,7 +485,7 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n:
     };
     eprintln!("[{}] sweeping", mode.name());
     let start = Instant::now();
-    let done = lifecycle::run(&lc, Trigger::Cli, &opts, Utc::now())
+    let done = jobs::lifecycle::run(&lc, Trigger::Cli, &opts, Utc::now())
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();

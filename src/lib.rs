@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod lifecycle;
 pub mod metering;
 pub mod storage;
@@ -155,7 +156,7 @@ fn lifecycle_of(
         store,
         config: config.lifecycle.clone(),
         invalidate: config.cdn.invalidation.is_some(),
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     }
 }
 
@@ -171,7 +172,7 @@ fn metering_of(
         store: logs,
         config: config.metering.clone(),
         envs: config.envs.clone(),
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     }
 }
 
@@ -195,6 +196,50 @@ async fn remove_abandoned_temp_files(local: &LocalStore) {
             tracing::warn!(error = %e, "could not look for abandoned temp files; the sweep reports them")
         }
     }
+}
+
+/// Schedules this replica's jobs (`CAIRN_JOBS`): the lifecycle sweep, the metering job and,
+/// with a distribution, the CDN invalidation queue. They stop when `shutdown` is cancelled.
+async fn start_jobs(
+    state: &AppState,
+    invalidator: Option<cdn::invalidation::Invalidator>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use jobs::{Runner, Schedule};
+    let mut runner = Runner::new(shutdown).await?;
+    let sweep = jobs::lifecycle::SweepJob {
+        lc: (*state.lifecycle).clone(),
+        opts: Default::default(),
+    };
+    let cron = |setting, expr: &str| Schedule::Cron {
+        setting,
+        expr: expr.to_owned(),
+    };
+    runner
+        .add(cron("CAIRN_LIFECYCLE_CRON", &sweep.lc.config.cron), sweep)
+        .await?;
+    let metering = jobs::metering::MeteringJob {
+        m: (*state.metering).clone(),
+        opts: Default::default(),
+    };
+    runner
+        .add(
+            cron("CAIRN_METERING_CRON", &metering.m.config.cron),
+            metering,
+        )
+        .await?;
+    if let Some(inv) = invalidator {
+        let job = jobs::invalidations::InvalidationsJob {
+            db: state.db.clone(),
+            inv,
+            holder: jobs::holder_id(),
+        };
+        runner
+            .add(Schedule::Every(jobs::invalidations::EVERY), job)
+            .await?;
+    }
+    runner.start().await?;
+    Ok(())
 }
 
 /// A built server: catalog migrated, listener bound, not yet serving.
@@ -307,8 +352,8 @@ impl Application {
             metering: metering.clone(),
             usage_buffer: usage_buffer.clone(),
         }));
-        tokio::spawn(domain::artifacts::verify::run(state.clone(), verify_rx));
         let shutdown = tokio_util::sync::CancellationToken::new();
+        jobs::verify::spawn(state.clone(), verify_rx, shutdown.clone());
         // Every replica records what its own reads counted, scheduled jobs or not.
         metering::buffer::spawn_flusher(
             usage_buffer,
@@ -317,20 +362,9 @@ impl Application {
             shutdown.clone(),
         );
         if state.config.jobs {
-            if let Some(inv) = invalidator {
-                cdn::invalidation::spawn_worker(
-                    state.db.clone(),
-                    inv,
-                    cdn::invalidation::DEFAULT_INTERVAL,
-                    shutdown.clone(),
-                );
-            }
-            lifecycle::schedule::start(lifecycle, shutdown.clone())
+            start_jobs(&state, invalidator, shutdown.clone())
                 .await
-                .context("starting the lifecycle schedule")?;
-            metering::schedule::start(metering, shutdown.clone())
-                .await
-                .context("starting the metering schedule")?;
+                .context("starting the scheduled jobs")?;
         } else {
             tracing::info!("CAIRN_JOBS=off: this replica runs no scheduled jobs");
         }

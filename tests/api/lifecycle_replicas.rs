@@ -83,7 +83,7 @@ impl Cairn {
             .env("CAIRN_LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
-                "info,sqlx=warn,sea_orm=warn,cairn::lifecycle=debug",
+                "info,sqlx=warn,sea_orm=warn,cairn::lifecycle=debug,cairn::jobs=debug",
             )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -171,6 +171,7 @@ impl Drop for Cairn {
                 .iter()
                 .filter(|l| {
                     l.contains("cairn::lifecycle")
+                        || l.contains("cairn::jobs")
                         || l.contains("\"level\":\"WARN\"")
                         || l.contains("\"level\":\"ERROR\"")
                         || !l.starts_with('{')
@@ -199,15 +200,15 @@ enum Firing {
 fn firings(c: &Cairn) -> Vec<(String, Firing)> {
     c.entries()
         .into_iter()
-        .filter(|e| e["target"] == "cairn::lifecycle::schedule")
+        .filter(|e| e["target"] == "cairn::jobs::runner" && e["fields"]["job"] == "lifecycle")
         .filter_map(|e| {
             let tick = e["fields"]["tick"].as_str()?.to_owned();
             let msg = e["fields"]["message"].as_str().unwrap_or_default();
-            let what = if msg == "scheduled sweep done" {
+            let what = if msg == "scheduled run done" {
                 Firing::Ran
-            } else if msg == "another replica runs this lifecycle tick" {
+            } else if msg == "another replica runs this tick" {
                 Firing::Taken
-            } else if msg.starts_with("a lifecycle sweep is already running") {
+            } else if msg.starts_with("a lifecycle run is already going") {
                 Firing::Busy
             } else {
                 Firing::Failed

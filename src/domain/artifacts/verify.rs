@@ -1,16 +1,15 @@
 //! The background verifier of completed multipart uploads: S3 keeps no whole-object SHA-256 for
-//! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact. At
-//! most [`CONCURRENCY`] objects are hashed at once. The work is recorded in the catalog (artifact
-//! `uploading`, blob `verifying`), so [`recover`] resumes it after a restart; running it twice
+//! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact
+//! ([`verify_one`]; the job runner's `jobs::verify` works the queue, at most [`CONCURRENCY`]
+//! objects at once). The work is recorded in the catalog (artifact `uploading`, blob
+//! `verifying`), so [`recover`] resumes it after a restart; running it twice
 //! (two replicas) is harmless, as every transition is conditional. Verified bytes that no longer
 //! fit the tenant's quota (a limit lowered since the artifact was admitted) fail the artifact
 //! with code `quota_exceeded`: there is no client to answer, and failing releases what the
 //! upload held.
-use std::{sync::Arc, time::Duration};
-
 use entity::{artifact, blob};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{complete::verify_stored, settle::fail};
@@ -18,8 +17,6 @@ use crate::{app::AppState, auth::Scope, error::ApiError, metering::quota};
 
 /// Objects hashed at once.
 pub const CONCURRENCY: usize = 2;
-/// How long to wait before retrying when the store or catalog is unavailable.
-const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct VerifyQueue(mpsc::UnboundedSender<Uuid>);
@@ -33,32 +30,6 @@ impl VerifyQueue {
     pub fn enqueue(&self, id: Uuid) {
         // Closed only when the server is stopping; `recover` picks the work up at the next start.
         let _ = self.0.send(id);
-    }
-}
-
-/// Runs the verifier until the queue closes: first the work a previous run left, then what
-/// arrives.
-pub async fn run(app: AppState, mut rx: mpsc::UnboundedReceiver<Uuid>) {
-    if let Err(e) = recover(&app).await {
-        tracing::warn!(error = ?e.detail, "could not list unfinished verifications; they resume at the next start");
-    }
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    while let Some(id) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let outcome = verify_one(&app, id).await;
-            drop(permit);
-            if let Err(e) = outcome {
-                if e.status.is_server_error() {
-                    tracing::warn!(artifact.id = %id, code = e.code, "verification postponed");
-                    tokio::time::sleep(RETRY_AFTER).await;
-                    app.verify_queue.enqueue(id);
-                }
-            }
-        });
     }
 }
 
@@ -85,7 +56,9 @@ pub async fn recover(app: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
+/// Verifies the upload of artifact `id` if it still waits for it; an error worth a retry is an
+/// outage (5xx).
+pub async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     let Some(a) = artifact::Entity::find_by_id(id)
         .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
         .one(&app.db)
