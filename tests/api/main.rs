@@ -27,6 +27,7 @@ mod events;
 mod hostile_bodies;
 mod invalidation;
 mod isolation;
+mod jobs;
 mod lifecycle;
 mod lifecycle_replicas;
 mod lifetimes;
