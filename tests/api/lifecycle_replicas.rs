@@ -843,13 +843,16 @@ async fn three_replicas_purge_each_expired_item_once_with_one_run_per_tick() {
     for r in &replicas {
         for e in r.entries() {
             let f = &e["fields"];
-            if f["message"] == "closed lifecycle runs whose process stopped mid-sweep" {
+            if f["job"] != "lifecycle" {
+                continue;
+            }
+            if f["message"] == "closed runs whose process stopped mid-run" {
                 closed.push(format!(
                     "{} at {}: {} runs",
                     r.name, e["timestamp"], f["runs"]
                 ));
             }
-            if f["message"] != "lifecycle sweep started" {
+            if f["message"] != "job run started" {
                 continue;
             }
             let id: Uuid = f["run.id"].as_str().unwrap().parse().unwrap();
