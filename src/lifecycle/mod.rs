@@ -1,6 +1,6 @@
 //! Lifecycle (DESIGN §7): retention, abandoned uploads, soft delete, purge and orphan checks,
 //! done by one idempotent [`sweep`]. Runs are recorded and kept from overlapping by the job
-//! runner: [`crate::jobs::lifecycle::run`] is what the schedule, `cairn lifecycle run` and
+//! runner: `jobs::lifecycle::run` is what the schedule, `cairn lifecycle run` and
 //! `POST /admin/lifecycle/run` all call.
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub struct Lifecycle {
     pub config: LifecycleConfig,
     /// Queue CDN invalidations for removed public objects (a distribution is configured).
     pub invalidate: bool,
-    /// This process in leases and run records ([`crate::jobs::holder_id`]).
+    /// This process in leases and run records (`jobs::holder_id`).
     pub holder: String,
 }
 

@@ -2,8 +2,7 @@
 //! in its own transaction; reads are added up in memory and recorded in batches, [`buffer`]),
 //! quotas ([`quota`]), and the metering job's work ([`steps`]): a storage sample into
 //! `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check ([`reconcile`]).
-//! The job runner leases and records it ([`crate::jobs::metering`]), so one replica runs each
-//! tick.
+//! The job runner leases and records it (`jobs::metering`), so one replica runs each tick.
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
