@@ -199,12 +199,13 @@ async fn remove_abandoned_temp_files(local: &LocalStore) {
 }
 
 /// Schedules this replica's jobs (`CAIRN_JOBS`): the lifecycle sweep, the metering job and,
-/// with a distribution, the CDN invalidation queue. They stop when `shutdown` is cancelled.
+/// with a distribution, the CDN invalidation queue. They stop when `shutdown` is cancelled; the
+/// handle ends once the runs in progress have stopped.
 async fn start_jobs(
     state: &AppState,
     invalidator: Option<cdn::invalidation::Invalidator>,
     shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use jobs::{Runner, Schedule};
     let mut runner = Runner::new(shutdown).await?;
     let sweep = jobs::lifecycle::SweepJob {
@@ -238,8 +239,7 @@ async fn start_jobs(
             .add(Schedule::Every(jobs::invalidations::EVERY), job)
             .await?;
     }
-    runner.start().await?;
-    Ok(())
+    runner.start().await
 }
 
 /// A built server: catalog migrated, listener bound, not yet serving.
@@ -248,7 +248,13 @@ pub struct Application {
     state: AppState,
     /// Stops the background workers when the server stops.
     shutdown: tokio_util::sync::CancellationToken,
+    /// The scheduled jobs (`CAIRN_JOBS`): ends once they have stopped.
+    jobs: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping server waits for a scheduled run to stop at its next batch and record how
+/// it ended.
+const JOBS_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -361,17 +367,20 @@ impl Application {
             state.config.metering.usage_flush,
             shutdown.clone(),
         );
-        if state.config.jobs {
-            start_jobs(&state, invalidator, shutdown.clone())
+        let jobs = if state.config.jobs {
+            let jobs = start_jobs(&state, invalidator, shutdown.clone())
                 .await
                 .context("starting the scheduled jobs")?;
+            Some(jobs)
         } else {
             tracing::info!("CAIRN_JOBS=off: this replica runs no scheduled jobs");
-        }
+            None
+        };
         Ok(Self {
             listener,
             state,
             shutdown,
+            jobs,
         })
     }
 
@@ -408,6 +417,14 @@ impl Application {
         // Every response has ended: what the reads counted is complete.
         if let Err(e) = self.state.flush_usage().await {
             tracing::warn!(error = %e, "could not record the usage counted on reads at shutdown");
+        }
+        // Scheduled runs stop at their next batch and record how they ended before the catalog
+        // closes.
+        self.shutdown.cancel();
+        if let Some(jobs) = self.jobs {
+            if tokio::time::timeout(JOBS_STOP_TIMEOUT, jobs).await.is_err() {
+                tracing::warn!("a scheduled job did not stop in time; its run stays `running` until the next run closes it");
+            }
         }
         served?;
         self.state.db.clone().close().await.ok();
