@@ -560,3 +560,45 @@ async fn job_routes_are_for_operators_only() {
     let rows = cdn_invalidation::Entity::find().all(db).await.unwrap();
     assert_eq!(rows[0].state, cdn_invalidation::STATE_FAILED);
 }
+
+/// A server with `CAIRN_JOBS` on schedules the sweep and metering (each fires every second
+/// here); stopping it stops them, and no run is left `running`.
+#[tokio::test]
+async fn a_stopping_server_leaves_no_run_running() {
+    let mut app = TestApp::spawn_with(|s| {
+        s.jobs = Some("on".into());
+        s.lifecycle_cron = Some("* * * * * *".into());
+        s.metering_cron = Some("* * * * * *".into());
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for log in [RunLog::Lifecycle, RunLog::Metering] {
+        while !record::list(&app.state.db, log, 100, None)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.trigger == "schedule" && r.status == jobs::STATUS_SUCCEEDED)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{log:?}: no scheduled run"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    app.stop().await;
+    let db = cairn::connect(&app.state.config).await.unwrap();
+    for log in [RunLog::Lifecycle, RunLog::Metering] {
+        let runs = record::list(&db, log, 500, None).await.unwrap();
+        assert!(
+            runs.iter().all(|r| r.status != jobs::STATUS_RUNNING),
+            "{log:?}: {runs:?}"
+        );
+        // One row per tick, whatever became of it.
+        let mut ticks: Vec<_> = runs.iter().filter_map(|r| r.tick).collect();
+        let n = ticks.len();
+        ticks.dedup();
+        assert_eq!(ticks.len(), n, "{log:?}");
+    }
+    db.close().await.ok();
+}
