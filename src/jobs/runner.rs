@@ -19,6 +19,8 @@
 //!    recorded `failed`. Shutdown cancels the same token: the job stops at its next batch.
 //! 5. **record** the outcome and release the lease.
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -96,13 +98,15 @@ pub async fn execute<J: Job>(
             }
         }
     };
-    let interrupted = record::close_interrupted(db, log, id).await?;
-    if interrupted > 0 {
-        tracing::warn!(
+    match record::close_interrupted(db, log, id).await {
+        Ok(0) => {}
+        Ok(runs) => tracing::warn!(
             job = job.name(),
-            runs = interrupted,
+            runs,
             "closed runs whose process stopped mid-run"
-        );
+        ),
+        // The next run tries again; this one goes on.
+        Err(e) => tracing::warn!(job = job.name(), error = %e, "could not close interrupted runs"),
     }
     tracing::info!(job = job.name(), run.id = %id, trigger = trigger.name(), dry_run = job.dry_run(), %now, "job run started");
     let cx = RunContext {
@@ -231,7 +235,8 @@ pub struct Runner {
     shutdown: CancellationToken,
     /// Held (read) by each run in progress; taken (write) once stopping, to wait for them.
     running: Arc<RwLock<()>>,
-    loops: Vec<JoinHandle<()>>,
+    /// The `Every` schedules, spawned by [`Runner::start`].
+    loops: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Runner {
@@ -274,7 +279,7 @@ impl Runner {
                     every_ms = every.as_millis() as u64,
                     "job scheduled"
                 );
-                self.loops.push(tokio::spawn(async move {
+                self.loops.push(Box::pin(async move {
                     let mut ticks = tokio::time::interval(every);
                     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
@@ -295,12 +300,13 @@ impl Runner {
     /// stopped and the runs in progress have stopped at their next batch.
     pub async fn start(mut self) -> anyhow::Result<JoinHandle<()>> {
         self.sched.start().await?;
+        let loops: Vec<JoinHandle<()>> = self.loops.into_iter().map(tokio::spawn).collect();
         Ok(tokio::spawn(async move {
             self.shutdown.cancelled().await;
             if let Err(e) = self.sched.shutdown().await {
                 tracing::warn!(error = %e, "stopping the job schedule");
             }
-            for l in self.loops {
+            for l in loops {
                 l.await.ok();
             }
             let _all_stopped = self.running.write().await;
