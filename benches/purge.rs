@@ -1,5 +1,5 @@
 //! Purge throughput of the lifecycle sweep against an S3-compatible store: N expired artifacts
-//! (100,000 by default) purged by one `cairn::lifecycle::run`, in one run per mode:
+//! (100,000 by default) purged by one `cairn::jobs::lifecycle::run`, in one run per mode:
 //!
 //! - `batched`: multi-object deletes (DeleteObjects, up to 1,000 keys a request) with
 //!   `CAIRN_PURGE_CONCURRENCY` requests in flight (4 unless the variable is set), as Cairn runs;
