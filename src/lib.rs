@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod cdn;
 pub mod config;
+pub mod core;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -18,11 +19,13 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metering;
+pub mod problem;
 pub mod storage;
+pub mod telemetry;
 
+use crate::core::{Changes, Core, VerifyQueue};
 use app::{App, AppState};
 use config::{Config, Secret, StorageConfig};
-use domain::artifacts::{verify::VerifyQueue, Changes};
 use storage::{local::LocalStore, s3::S3Store, ObjectStore};
 
 /// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
@@ -343,23 +346,28 @@ impl Application {
         let logs = cdn_log_store(&config, &store, s3.as_ref());
         let metering = Arc::new(metering_of(db.clone(), logs, &config));
         let usage_buffer = Arc::new(metering::buffer::UsageBuffer::default());
-        let state = AppState(Arc::new(App {
+        let core = Arc::new(Core {
             db,
             store,
-            local,
-            config,
             cdn,
             public_url,
-            verifier,
-            metrics: http::metrics::handle(),
             changes: Changes::default(),
             verify_queue,
+            usage_buffer: usage_buffer.clone(),
+            presign_ttl_secs: config.presign_ttl_secs,
+            multipart_threshold: config.multipart_threshold,
+        });
+        let state = AppState(Arc::new(App {
+            core,
+            local,
+            config,
+            verifier,
+            metrics: http::metrics::handle(),
             lifecycle: lifecycle.clone(),
             metering: metering.clone(),
-            usage_buffer: usage_buffer.clone(),
         }));
         let shutdown = tokio_util::sync::CancellationToken::new();
-        jobs::verify::spawn(state.clone(), verify_rx, shutdown.clone());
+        jobs::verify::spawn(state.core.clone(), verify_rx, shutdown.clone());
         // Every replica records what its own reads counted, scheduled jobs or not.
         metering::buffer::spawn_flusher(
             usage_buffer,

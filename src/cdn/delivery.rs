@@ -61,6 +61,16 @@ pub enum DeliveryError {
     Sign(#[from] SignError),
 }
 
+impl From<DeliveryError> for crate::problem::Problem {
+    fn from(e: DeliveryError) -> Self {
+        match e {
+            DeliveryError::Store(e) => e.into(),
+            // Start-up refuses a configuration without an active key, so this is a bug.
+            DeliveryError::Sign(e) => Self::internal(format!("CloudFront signing: {e}")),
+        }
+    }
+}
+
 impl Cdn {
     /// `public_url`: the base of Cairn's own URLs (the `/cdn` endpoint's when no CDN is set).
     pub fn new(cfg: &CdnConfig, public_url: &str, now: DateTime<Utc>) -> Result<Self, KeyError> {
@@ -371,5 +381,32 @@ mod tests {
             1,
             "applying signs nothing"
         );
+    }
+
+    /// On a role (temporary credentials), a private URL the store presigns ends with the
+    /// session, and so does the `expires_at` reported with it.
+    #[tokio::test]
+    async fn presigned_private_urls_end_with_the_role_session() {
+        let now = Utc::now();
+        let session_end = now + chrono::Duration::minutes(20);
+        let creds = aws_sdk_s3::config::Credentials::new(
+            "ASIAEXAMPLEKEY",
+            "secret",
+            Some("session-token".into()),
+            Some(session_end.into()),
+            "test",
+        );
+        let s = crate::storage::s3::tests::store_with(creds, true);
+        let week = now + chrono::Duration::days(7);
+        let key = ObjectKey::parse("tenants/acme/dev/raw/0192f0a0/a.bin").unwrap();
+        let name = Filename::parse("a.bin").unwrap();
+        let cdn = Cdn::new(&cfg(None, None), "http://127.0.0.1:8080", now).unwrap();
+        let d = Download {
+            filename: &name,
+            content_type: "application/octet-stream",
+            attachment: false,
+        };
+        let (_, until) = cdn.private_url(&s, &key, &d, week, now).await.unwrap();
+        assert_eq!(until.timestamp(), session_end.timestamp());
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::{ContentType, ValueError};
+use crate::problem::Code;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -35,7 +36,7 @@ impl Kind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 ValueError::new(
-                    "invalid_kind",
+                    Code::InvalidKind,
                     "kind must be one of preview, replay, audit, image, video, audio, bundle",
                 )
             })
@@ -70,7 +71,7 @@ impl Kind {
             Ok(())
         } else {
             Err(ValueError::new(
-                "unsupported_content_type",
+                Code::UnsupportedContentType,
                 format!(
                     "kind `{}` accepts {}, not `{}`",
                     self.as_str(),
@@ -100,7 +101,7 @@ impl Visibility {
             "private" => Ok(Self::Private),
             "public" => Ok(Self::Public),
             _ => Err(ValueError::new(
-                "invalid_visibility",
+                Code::InvalidVisibility,
                 "visibility must be `private` or `public`",
             )),
         }

@@ -1,20 +1,29 @@
 //! Small validated values: each `parse` is the only way to build one.
 use std::fmt;
 
+use crate::problem::{Code, Problem};
+
 /// Why a value was refused; `code` is the stable problem code the API returns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
 pub struct ValueError {
-    pub code: &'static str,
+    pub code: Code,
     pub detail: String,
 }
 
 impl ValueError {
-    pub fn new(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Self {
             code,
             detail: detail.into(),
         }
+    }
+}
+
+/// A refused value is an invalid request.
+impl From<ValueError> for Problem {
+    fn from(e: ValueError) -> Self {
+        Problem::invalid(e.code, e.detail)
     }
 }
 
@@ -56,7 +65,7 @@ impl TenantId {
             Ok(Self(s.to_owned()))
         } else {
             Err(ValueError::new(
-                "invalid_scope",
+                Code::InvalidScope,
                 "X-Tenant-Id must match ^[a-z0-9][a-z0-9_-]{0,62}$",
             ))
         }
@@ -74,7 +83,7 @@ impl Env {
             Ok(Self(s.to_owned()))
         } else {
             Err(ValueError::new(
-                "invalid_scope",
+                Code::InvalidScope,
                 format!("X-Env must be one of: {}", allowed.join(", ")),
             ))
         }
@@ -99,7 +108,7 @@ impl RunId {
             Ok(Self(s.to_owned()))
         } else {
             Err(ValueError::new(
-                "invalid_run_id",
+                Code::InvalidRunId,
                 "run_id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
             ))
         }
@@ -116,7 +125,7 @@ impl Filename {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let bad = |why: &str| {
             Err(ValueError::new(
-                "invalid_filename",
+                Code::InvalidFilename,
                 format!("filename {why}"),
             ))
         };
@@ -183,7 +192,7 @@ impl Sha256 {
         let mut out = [0u8; 32];
         if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
             return Err(ValueError::new(
-                "invalid_sha256",
+                Code::InvalidSha256,
                 "sha256 must be 64 hexadecimal characters",
             ));
         }
@@ -222,11 +231,11 @@ impl SizeBytes {
         };
         match n {
             None => Err(ValueError::new(
-                "invalid_size",
+                Code::InvalidSize,
                 "size_bytes must be a non-negative integer",
             )),
             Some(n) if n > max => Err(ValueError::new(
-                "size_too_large",
+                Code::SizeTooLarge,
                 format!("size_bytes {n} exceeds the limit of {max} bytes"),
             )),
             Some(n) => Ok(Self(n)),
@@ -261,7 +270,7 @@ impl ContentType {
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let bad = || {
             Err(ValueError::new(
-                "invalid_content_type",
+                Code::InvalidContentType,
                 "content_type must be a media type like `image/png`",
             ))
         };
@@ -324,7 +333,7 @@ mod tests {
         ] {
             assert_eq!(
                 Filename::parse(bad).unwrap_err().code,
-                "invalid_filename",
+                Code::InvalidFilename,
                 "{bad:?}"
             );
         }
@@ -349,7 +358,7 @@ mod tests {
         for bad in ["", "-r", ".r", "r/1", "r 1", "r..\\x", &"a".repeat(129)] {
             assert_eq!(
                 RunId::parse(bad).unwrap_err().code,
-                "invalid_run_id",
+                Code::InvalidRunId,
                 "{bad:?}"
             );
         }
@@ -362,19 +371,19 @@ mod tests {
         assert_eq!(SizeBytes::parse(&j("0"), 100).unwrap().get(), 0);
         assert_eq!(
             SizeBytes::parse(&j("-1"), 100).unwrap_err().code,
-            "invalid_size"
+            Code::InvalidSize
         );
         assert_eq!(
             SizeBytes::parse(&j("1.5"), 100).unwrap_err().code,
-            "invalid_size"
+            Code::InvalidSize
         );
         assert_eq!(
             SizeBytes::parse(&j("\"12\""), 100).unwrap_err().code,
-            "invalid_size"
+            Code::InvalidSize
         );
         assert_eq!(
             SizeBytes::parse(&j("101"), 100).unwrap_err().code,
-            "size_too_large"
+            Code::SizeTooLarge
         );
     }
 

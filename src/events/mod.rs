@@ -1,5 +1,6 @@
 //! The dataset event log: one append-only row per state change, written in the same transaction
-//! as the change itself; [`read`] pages through it.
+//! as the change itself; [`build`] makes the events of artifacts and raw assets, [`read`] pages
+//! through the log.
 use chrono::{DateTime, Utc};
 use entity::dataset_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
@@ -8,7 +9,10 @@ use uuid::Uuid;
 
 use crate::auth::Scope;
 
+pub mod build;
 pub mod read;
+
+pub use build::{artifact_event, asset_event};
 
 /// Event types.
 pub mod kind {
@@ -25,6 +29,19 @@ pub mod kind {
     pub const RAW_PURGED: &str = "raw.purged";
     /// Lifecycle: an object was removed from the store (no item referenced it any more).
     pub const OBJECT_REMOVED: &str = "object.removed";
+
+    /// Artifact event types.
+    pub mod artifact {
+        pub const CREATED: &str = "artifact.created";
+        pub const DEDUPLICATED: &str = "artifact.deduplicated";
+        pub const UPLOADED: &str = "artifact.uploaded";
+        pub const AVAILABLE: &str = "artifact.available";
+        pub const FAILED: &str = "artifact.failed";
+        pub const DELETED: &str = "artifact.deleted";
+        pub const LEGAL_HOLD: &str = "artifact.legal_hold";
+        /// The lifecycle sweep removed the deleted artifact's catalog row.
+        pub const PURGED: &str = "artifact.purged";
+    }
 }
 
 /// One event about `subject` in `scope`'s tenant and env.

@@ -21,6 +21,7 @@ use crate::{
         RunError, Trigger,
     },
     lifecycle::{policy, SweepOptions},
+    problem::Code,
 };
 
 #[derive(Debug, Deserialize)]
@@ -38,7 +39,7 @@ pub struct RetentionView {
 }
 
 fn tenant(raw: &str) -> ApiResult<TenantId> {
-    TenantId::parse(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.detail))
+    TenantId::parse(raw).map_err(|e| ApiError::bad_request(Code::InvalidTenant, e.detail))
 }
 
 async fn retention_view(app: &AppState, t: &TenantId) -> ApiResult<RetentionView> {
@@ -59,7 +60,7 @@ pub async fn put_retention(
 ) -> ApiResult<Json<RetentionView>> {
     let t = tenant(&raw)?;
     policy::validate(&body.rules, &app.config.envs)
-        .map_err(|e| ApiError::bad_request("invalid_retention", e.0))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidRetention, e.0))?;
     policy::replace(
         &app.db,
         &t,
@@ -86,7 +87,7 @@ pub(super) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
         None | Some("false") | Some("0") => Ok(false),
         Some("") | Some("true") | Some("1") => Ok(true),
         Some(other) => Err(ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             format!("`{name}` must be true or false, not `{other}`"),
         )),
     }
@@ -105,7 +106,7 @@ pub async fn run_lifecycle(
     op: Operator,
     query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let opts = SweepOptions {
         dry_run: flag("dry_run", q.dry_run.as_deref())?,
         fix_orphans: flag("fix_orphans", q.fix_orphans.as_deref())?,
@@ -114,7 +115,9 @@ pub async fn run_lifecycle(
     tracing::info!(operator = %op.user, dry_run = opts.dry_run, "lifecycle sweep requested");
     match jobs::lifecycle::run(&app.lifecycle, Trigger::Api, &opts, Utc::now()).await {
         Ok(run) => Ok(Json(run.into())),
-        Err(e @ RunError::Busy(_)) => Err(ApiError::conflict("lifecycle_running", e.to_string())),
+        Err(e @ RunError::Busy(_)) => {
+            Err(ApiError::conflict(Code::LifecycleRunning, e.to_string()))
+        }
         Err(RunError::Db(e)) => Err(e.into()),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }
@@ -141,7 +144,7 @@ fn page(q: &RunsQuery) -> ApiResult<(u64, Option<DateTime<Utc>>)> {
             .ok()
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| {
-                ApiError::bad_request("invalid_request", "`limit` must be between 1 and 500")
+                ApiError::bad_request(Code::InvalidRequest, "`limit` must be between 1 and 500")
             })?,
     };
     let before = match q.before.as_deref() {
@@ -149,7 +152,7 @@ fn page(q: &RunsQuery) -> ApiResult<(u64, Option<DateTime<Utc>>)> {
         Some(v) => Some(
             DateTime::parse_from_rfc3339(v)
                 .map_err(|_| {
-                    ApiError::bad_request("invalid_request", "`before` must be an RFC 3339 time")
+                    ApiError::bad_request(Code::InvalidRequest, "`before` must be an RFC 3339 time")
                 })?
                 .with_timezone(&Utc),
         ),
@@ -163,7 +166,7 @@ pub async fn list_runs(
     _op: Operator,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunsView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let (limit, before) = page(&q)?;
     let runs = jobs::lifecycle::list(&app.db, limit, before).await?;
     Ok(Json(RunsView {
@@ -191,7 +194,7 @@ pub async fn list_job_runs(
     _op: Operator,
     query: Result<Query<JobRunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobRunsView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let job = match q.job.as_deref() {
         None => None,
         Some(name) => Some(
@@ -201,7 +204,7 @@ pub async fn list_job_runs(
                 .ok_or_else(|| {
                     let names: Vec<&str> = JOBS.iter().map(|(n, _)| *n).collect();
                     ApiError::bad_request(
-                        "invalid_request",
+                        Code::InvalidRequest,
                         format!("`job` must be one of {}", names.join(", ")),
                     )
                 })?,

@@ -26,6 +26,7 @@ use crate::{
         ContentType, Filename, RunId, Sha256, SizeBytes,
     },
     error::{ApiError, ApiResult},
+    problem::Code,
     storage::{BodyStream, UploadMethod},
 };
 
@@ -118,7 +119,7 @@ fn lineage(body: Option<LineageBody>, scope: &Scope) -> ApiResult<Lineage> {
             b.actor_id = Some(sub.clone());
         }
     }
-    let bad = |what: &str| ApiError::bad_request("invalid_lineage", format!("lineage.{what}"));
+    let bad = |what: &str| ApiError::bad_request(Code::InvalidLineage, format!("lineage.{what}"));
     let text = |v: Option<String>, name: &str| -> ApiResult<Option<String>> {
         match v {
             Some(s) if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) => {
@@ -217,7 +218,7 @@ pub async fn create(
             Some("POST") => UploadMethod::Post,
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_method",
+                    Code::InvalidMethod,
                     "method must be PUT or POST",
                 ))
             }
@@ -243,7 +244,7 @@ struct PreviewQuery {
 
 impl PreviewQuery {
     fn parse(pairs: Vec<(String, String)>) -> ApiResult<Self> {
-        let bad = |why: String| ApiError::bad_request("invalid_request", why);
+        let bad = |why: String| ApiError::bad_request(Code::InvalidRequest, why);
         let mut q = Self::default();
         let mut seen = std::collections::HashSet::new();
         for (name, value) in pairs {
@@ -294,7 +295,7 @@ impl PreviewQuery {
                     .map(|t| t.to_utc())
                     .map_err(|_| {
                         ApiError::bad_request(
-                            "invalid_expires_at",
+                            Code::InvalidExpiresAt,
                             "expires_at must be an RFC 3339 time",
                         )
                     })
@@ -334,7 +335,7 @@ pub async fn preview(
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "send the image with its Content-Type, or JSON {run_id, uri}",
             )
         })?;
@@ -342,7 +343,7 @@ pub async fn preview(
     if ct.essence() == "application/json" {
         if let Some((name, _)) = pairs.first() {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!("unknown query parameter `{name}`: a render reference is all JSON"),
             ));
         }
@@ -351,7 +352,7 @@ pub async fn preview(
     let q = PreviewQuery::parse(pairs)?;
     let missing = |name: &str| {
         ApiError::bad_request(
-            "invalid_request",
+            Code::InvalidRequest,
             format!("a binary preview needs ?{name}="),
         )
     };
@@ -362,7 +363,7 @@ pub async fn preview(
         Some(n) if n > app.config.max_upload_bytes => {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "size_too_large",
+                Code::SizeTooLarge,
                 format!(
                     "the body of {n} bytes exceeds the limit of {} bytes",
                     app.config.max_upload_bytes
@@ -451,7 +452,7 @@ async fn read_bounded(body: Body, limit: usize) -> ApiResult<Bytes> {
         } else {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                Code::PayloadTooLarge,
                 format!("the request body is larger than {limit} bytes"),
             )
         }
@@ -469,7 +470,7 @@ fn render_ref(uri: String) -> ApiResult<String> {
         Ok(uri)
     } else {
         Err(ApiError::bad_request(
-            "invalid_uri",
+            Code::InvalidUri,
             "uri must be an https://, http:// or s3:// URI of at most 2048 bytes",
         ))
     }
@@ -483,7 +484,7 @@ fn declared_length(headers: &HeaderMap) -> ApiResult<Option<u64>> {
             v.to_str()
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_request", "bad Content-Length"))
+                .ok_or_else(|| ApiError::bad_request(Code::InvalidRequest, "bad Content-Length"))
         })
         .transpose()
 }
@@ -558,14 +559,14 @@ pub async fn replay(
     let keyframes = b.keyframes.get();
     if !keyframes.starts_with('[') || json_depth(keyframes) > MAX_JSON_DEPTH {
         return Err(ApiError::bad_request(
-            "invalid_keyframes",
+            Code::InvalidKeyframes,
             format!("keyframes must be a JSON array nested at most {MAX_JSON_DEPTH} deep"),
         ));
     }
     let summary = b.summary.map(RawValue::get);
     if summary.is_some_and(|s| !s.starts_with('{') || json_depth(s) > MAX_JSON_DEPTH) {
         return Err(ApiError::bad_request(
-            "invalid_summary",
+            Code::InvalidSummary,
             format!("summary must be a JSON object nested at most {MAX_JSON_DEPTH} deep"),
         ));
     }
@@ -655,7 +656,7 @@ fn json_artifact(
     if size > app.config.max_upload_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "size_too_large",
+            Code::SizeTooLarge,
             "the document exceeds CAIRN_MAX_UPLOAD_BYTES",
         ));
     }
@@ -692,7 +693,7 @@ fn download_flag(v: Option<&str>) -> ApiResult<bool> {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
         Some(_) => Err(ApiError::bad_request(
-            "invalid_download",
+            Code::InvalidDownload,
             "download must be true or false",
         )),
     }
@@ -727,7 +728,7 @@ pub async fn get(
             .filter(|w| *w <= MAX_WAIT_SECS)
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_wait",
+                    Code::InvalidWait,
                     format!("wait must be an integer from 0 to {MAX_WAIT_SECS} seconds"),
                 )
             })?,
@@ -804,7 +805,7 @@ pub async fn get_content(
     let a = artifacts::get(&app, &scope, artifact_id(&id)?).await?;
     if a.status != artifact::STATUS_AVAILABLE {
         return Err(ApiError::conflict(
-            "not_available",
+            Code::NotAvailable,
             format!("the artifact is {}", a.status),
         ));
     }

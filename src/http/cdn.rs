@@ -23,6 +23,7 @@ use crate::{
     },
     domain::{artifacts::PUBLIC_IMMUTABLE, ObjectKey},
     error::{ApiError, ApiResult},
+    problem::Code,
     storage::PRIVATE_IMMUTABLE,
 };
 
@@ -35,8 +36,8 @@ fn decode(s: &str) -> String {
 
 fn denied(d: Denied) -> ApiError {
     match d {
-        Denied::Expired => ApiError::forbidden_code("url_expired", "the signature has expired"),
-        other => ApiError::forbidden_code("signature_invalid", other.to_string()),
+        Denied::Expired => ApiError::forbidden_code(Code::UrlExpired, "the signature has expired"),
+        other => ApiError::forbidden_code(Code::SignatureInvalid, other.to_string()),
     }
 }
 
@@ -97,12 +98,12 @@ pub async fn get(
             .or_else(|| Grant::from_cookies(jar.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
             .ok_or_else(|| {
                 ApiError::forbidden_code(
-                    "signature_required",
+                    Code::SignatureRequired,
                     "a private object needs a signed URL or signed cookies",
                 )
             })?;
         let verifier = app.cdn.verifier().ok_or_else(|| {
-            ApiError::forbidden_code("signature_invalid", "no CloudFront key is configured")
+            ApiError::forbidden_code(Code::SignatureInvalid, "no CloudFront key is configured")
         })?;
         verifier
             .check(&url, &grant, Utc::now().timestamp(), Some(peer.ip()))
@@ -112,7 +113,7 @@ pub async fn get(
     if let Some(d) = &disposition {
         if d.len() > 1024 || HeaderValue::from_str(d).is_err() {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                Code::InvalidRequest,
                 "response-content-disposition is not a valid header value",
             ));
         }

@@ -18,6 +18,7 @@ use crate::{
     auth::Scope,
     error::{ApiError, ApiResult},
     events::read::{self, Filter, Kinds},
+    problem::Code,
 };
 
 /// One event as the API shows it.
@@ -65,7 +66,7 @@ pub struct EventPage {
 }
 
 fn invalid(detail: String) -> ApiError {
-    ApiError::bad_request("invalid_query", detail)
+    ApiError::bad_request(Code::InvalidQuery, detail)
 }
 
 /// The filter and page size of a query; `subject` only where `with_subject`. Unknown or
@@ -103,7 +104,7 @@ fn parse(pairs: Vec<(String, String)>, with_subject: bool) -> ApiResult<(Filter,
             "cursor" => {
                 f.cursor = Some(Uuid::parse_str(&value).map_err(|_| {
                     ApiError::bad_request(
-                        "invalid_cursor",
+                        Code::InvalidCursor,
                         "cursor must be a next_cursor this API gave",
                     )
                 })?)

@@ -11,6 +11,7 @@ use axum::{
 use serde::{de::DeserializeOwned, Deserialize};
 
 use crate::error::ApiError;
+use crate::problem::Code;
 
 pub struct ApiJson<T>(pub T);
 
@@ -44,7 +45,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ))
     }
@@ -58,20 +59,20 @@ pub fn bytes_rejection(rej: BytesRejection) -> ApiError {
     if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "the request body is too large",
         );
     }
-    ApiError::bad_request("invalid_request", rej.body_text())
+    ApiError::bad_request(Code::InvalidRequest, rej.body_text())
 }
 
 /// Parses a JSON body read by hand, with the same codes as [`ApiJson`].
 pub fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
-            ApiError::bad_request("invalid_request", e.to_string())
+            ApiError::bad_request(Code::InvalidRequest, e.to_string())
         }
-        _ => ApiError::bad_request("invalid_json", e.to_string()),
+        _ => ApiError::bad_request(Code::InvalidJson, e.to_string()),
     })
 }
 
@@ -81,18 +82,18 @@ fn rejection(rej: JsonRejection) -> ApiError {
         return ApiError::body_timeout(detail);
     }
     match rej {
-        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("invalid_json", detail),
-        JsonRejection::JsonDataError(_) => ApiError::bad_request("invalid_request", detail),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(Code::InvalidJson, detail),
+        JsonRejection::JsonDataError(_) => ApiError::bad_request(Code::InvalidRequest, detail),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "the request body is too large",
         ),
-        _ => ApiError::bad_request("invalid_request", detail),
+        _ => ApiError::bad_request(Code::InvalidRequest, detail),
     }
 }

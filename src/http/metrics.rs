@@ -37,10 +37,3 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
     )
     .record(elapsed.as_secs_f64());
 }
-
-/// `operation`: `presign_upload`, `presign_download`, `register`; `outcome`: `ok`, `deduplicated`
-/// or `failed`.
-pub fn record_outcome(operation: &'static str, outcome: &'static str) {
-    metrics::counter!("cairn_operations_total", "operation" => operation, "outcome" => outcome)
-        .increment(1);
-}

@@ -7,7 +7,7 @@ use axum::{
 };
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{app::AppState, error::ApiError};
+use crate::{app::AppState, error::ApiError, problem::Code};
 
 pub mod admin;
 pub mod artifacts;
@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod objects;
 pub mod range;
 pub mod raw;
+pub mod scope;
 pub mod serve;
 pub mod served;
 pub mod trace;
@@ -33,7 +34,7 @@ pub(crate) fn expires_in(secs: Option<u64>) -> Result<u64, ApiError> {
     secs.filter(|n| (1..=MAX_PRESIGN_TTL_SECS).contains(n))
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_expires_in",
+                Code::InvalidExpiresIn,
                 format!("expires_in must be an integer from 1 to {MAX_PRESIGN_TTL_SECS} seconds"),
             )
         })

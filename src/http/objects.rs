@@ -27,6 +27,7 @@ use crate::{
     app::AppState,
     domain::{ContentType, ObjectKey, Sha256},
     error::{ApiError, ApiResult},
+    problem::Code,
     storage::{
         content_disposition,
         local::{LocalStore, Meta, PutGrant, UrlError, WriteError},
@@ -41,9 +42,9 @@ fn local(app: &AppState) -> ApiResult<&LocalStore> {
 
 fn denied(e: UrlError) -> ApiError {
     match e {
-        UrlError::Expired => ApiError::forbidden_code("url_expired", "the URL has expired"),
+        UrlError::Expired => ApiError::forbidden_code(Code::UrlExpired, "the URL has expired"),
         UrlError::BadSignature => ApiError::forbidden_code(
-            "signature_invalid",
+            Code::SignatureInvalid,
             "the URL's signature does not match the request",
         ),
     }
@@ -65,19 +66,21 @@ fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::TooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             e.to_string(),
         ),
-        WriteError::SizeMismatch { .. } => ApiError::bad_request("size_mismatch", e.to_string()),
-        WriteError::ChecksumMismatch => ApiError::bad_request("checksum_mismatch", e.to_string()),
+        WriteError::SizeMismatch { .. } => ApiError::bad_request(Code::SizeMismatch, e.to_string()),
+        WriteError::ChecksumMismatch => {
+            ApiError::bad_request(Code::ChecksumMismatch, e.to_string())
+        }
         WriteError::Exists => ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "object_exists",
+            Code::ObjectExists,
             e.to_string(),
         ),
-        WriteError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
+        WriteError::Body(_) => ApiError::bad_request(Code::UploadInterrupted, e.to_string()),
         WriteError::TooSlow(_) => ApiError::body_timeout(e.to_string()),
-        WriteError::Io(io) => ApiError::unavailable("storage_unavailable", io.to_string()),
+        WriteError::Io(io) => ApiError::unavailable(Code::StorageUnavailable, io.to_string()),
     }
 }
 
@@ -108,7 +111,7 @@ pub async fn put(
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::LENGTH_REQUIRED,
-                "length_required",
+                Code::LengthRequired,
                 "send Content-Length",
             )
         })?;
@@ -157,9 +160,9 @@ pub async fn post(State(app): State<AppState>, req: Request) -> ApiResult<Respon
     });
     let mut form = Multipart::from_request(req, &())
         .await
-        .map_err(|e| ApiError::bad_request("invalid_form", e.body_text()))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidForm, e.body_text()))?;
     let mut fields: HashMap<String, String> = HashMap::new();
-    let bad = |why: String| ApiError::bad_request("invalid_form", why);
+    let bad = |why: String| ApiError::bad_request(Code::InvalidForm, why);
     while let Some(mut field) = form.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name != "file" {
@@ -219,7 +222,7 @@ pub async fn post(State(app): State<AppState>, req: Request) -> ApiResult<Respon
         return Ok(stored(&meta, StatusCode::NO_CONTENT));
     }
     Err(ApiError::bad_request(
-        "invalid_form",
+        Code::InvalidForm,
         "the form has no `file` field",
     ))
 }
@@ -232,11 +235,11 @@ fn form_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = cur {
         if err.is::<FormHeadTooLarge>() {
-            return ApiError::bad_request("invalid_form", err.to_string());
+            return ApiError::bad_request(Code::InvalidForm, err.to_string());
         }
         cur = err.source();
     }
-    ApiError::bad_request("invalid_form", e.body_text())
+    ApiError::bad_request(Code::InvalidForm, e.body_text())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -387,7 +390,7 @@ pub async fn serve(
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start))
             .await
-            .map_err(|e| ApiError::unavailable("storage_unavailable", e.to_string()))?;
+            .map_err(|e| ApiError::unavailable(Code::StorageUnavailable, e.to_string()))?;
     }
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024));
     res.status(status)

@@ -20,6 +20,7 @@ use crate::{
         ContentType, Filename, Sha256, SizeBytes,
     },
     error::{ApiError, ApiResult},
+    problem::Code,
     storage::{UploadMethod, UploadedPart},
 };
 
@@ -101,7 +102,7 @@ pub async fn presign_upload(
             Some("POST") => UploadMethod::Post,
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_method",
+                    Code::InvalidMethod,
                     "method must be PUT or POST",
                 ))
             }
@@ -159,7 +160,7 @@ pub struct PartBody {
 pub fn parts(parts: Vec<PartBody>) -> ApiResult<Vec<UploadedPart>> {
     let bad = || {
         ApiError::bad_request(
-            "invalid_parts",
+            Code::InvalidParts,
             "parts must list part numbers 1–10000 in ascending order, each with its ETag",
         )
     };
@@ -253,7 +254,7 @@ pub async fn presign_download(
 fn source_ref(s: String) -> ApiResult<String> {
     if s.is_empty() || s.len() > 1024 || s.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_source_ref",
+            Code::InvalidSourceRef,
             "source_ref must be 1–1024 bytes without control characters",
         ));
     }
@@ -264,7 +265,7 @@ fn source_ref(s: String) -> ApiResult<String> {
 fn capture_location(v: Value) -> ApiResult<Value> {
     let bad = || {
         ApiError::bad_request(
-            "invalid_capture_location",
+            Code::InvalidCaptureLocation,
             "capture_location must be a place name or {\"lat\": -90..90, \"lon\": -180..180}",
         )
     };
@@ -302,7 +303,7 @@ fn metadata(v: Value) -> ApiResult<Value> {
         .unwrap_or(usize::MAX);
     if !v.is_object() || size > 16 * 1024 {
         return Err(ApiError::bad_request(
-            "invalid_metadata",
+            Code::InvalidMetadata,
             "metadata must be a JSON object of at most 16 KiB",
         ));
     }
@@ -313,7 +314,7 @@ fn metadata(v: Value) -> ApiResult<Value> {
 fn pii_flags(v: Value) -> ApiResult<Value> {
     let bad = || {
         ApiError::bad_request(
-            "invalid_pii_flags",
+            Code::InvalidPiiFlags,
             "pii_flags must be an array of at most 32 flags matching [a-z0-9_:-]{1,64}",
         )
     };

@@ -9,15 +9,6 @@ use axum::{
 };
 use tracing::Instrument;
 
-tokio::task_local! {
-    static TRACE_ID: String;
-}
-
-/// The current request's trace id (empty outside a request, e.g. in jobs).
-pub fn current_trace_id() -> String {
-    TRACE_ID.try_with(Clone::clone).unwrap_or_default()
-}
-
 fn from_headers(req: &Request) -> Option<String> {
     let valid = |s: &str| {
         !s.is_empty()
@@ -47,9 +38,9 @@ pub async fn layer(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %method, path = %req.uri().path());
     let started = std::time::Instant::now();
-    let mut res = TRACE_ID
-        .scope(trace_id.clone(), next.run(req).instrument(span.clone()))
-        .await;
+    let mut res =
+        crate::telemetry::with_trace_id(trace_id.clone(), next.run(req).instrument(span.clone()))
+            .await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
     // Routing happens inside this layer: `remember_route` hands the matched route back out.

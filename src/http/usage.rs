@@ -21,6 +21,7 @@ use crate::{
         report::{self, Filter, Series, UsageRow},
         RunOptions,
     },
+    problem::Code,
 };
 
 /// The longest range one request may cover.
@@ -29,11 +30,11 @@ const MAX_DAYS: u64 = 400;
 const DEFAULT_DAYS: u64 = 30;
 
 fn bad(detail: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_request", detail)
+    ApiError::bad_request(Code::InvalidRequest, detail)
 }
 
 fn tenant(raw: &str) -> ApiResult<TenantId> {
-    TenantId::parse(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.detail))
+    TenantId::parse(raw).map_err(|e| ApiError::bad_request(Code::InvalidTenant, e.detail))
 }
 
 fn date(name: &str, v: &str) -> ApiResult<NaiveDate> {
@@ -61,7 +62,7 @@ fn range(from: Option<&str>, to: Option<&str>) -> ApiResult<Option<(NaiveDate, N
 fn env_filter(app: &AppState, env: Option<String>) -> ApiResult<Option<String>> {
     match env {
         Some(e) if !app.config.envs.contains(&e) => Err(ApiError::bad_request(
-            "invalid_scope",
+            Code::InvalidScope,
             format!("env `{e}` is not one of CAIRN_ENVS"),
         )),
         other => Ok(other),
@@ -213,7 +214,7 @@ pub async fn put_quota(
 ) -> ApiResult<Json<QuotaView>> {
     let t = tenant(&raw)?;
     quota::validate(&body, &app.config.envs)
-        .map_err(|e| ApiError::bad_request("invalid_quota", e))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidQuota, e))?;
     quota::replace(
         &app.db,
         t.as_str(),
@@ -285,7 +286,7 @@ pub async fn run_metering(
             "report": run.report,
             "error": run.error,
         }))),
-        Err(e @ RunError::Busy(_)) => Err(ApiError::conflict("metering_running", e.to_string())),
+        Err(e @ RunError::Busy(_)) => Err(ApiError::conflict(Code::MeteringRunning, e.to_string())),
         Err(RunError::Db(e)) => Err(e.into()),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }

@@ -3,11 +3,9 @@
 //! [`CONCURRENCY`] objects are hashed at once; an outage postpones an object by [`RETRY_AFTER`].
 //! Every replica runs it, `CAIRN_JOBS` or not: it verifies what this replica's clients uploaded,
 //! and running an object twice is harmless. Shutdown stops it taking work; what is left is
-//! recovered at the next start.
+//! recovered at the next start. Its context is the domain's [`Core`].
 //!
-//! Its context is still the application ([`AppState`]): the domain's verification takes it.
-//!
-//! [`VerifyQueue`]: crate::domain::artifacts::verify::VerifyQueue
+//! [`VerifyQueue`]: crate::core::VerifyQueue
 use std::{sync::Arc, time::Duration};
 
 use tokio::{
@@ -18,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
-    domain::artifacts::verify::{recover, verify_one, CONCURRENCY},
+    core::Core,
+    domain::artifacts::verify::{recover, verify_one, worth_retry, CONCURRENCY},
 };
 
 /// How long to wait before retrying when the store or catalog is unavailable.
@@ -28,13 +26,13 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(15);
 /// Works the queue until it closes or `shutdown` is cancelled: first the work a previous run
 /// left, then what arrives.
 pub fn spawn(
-    app: AppState,
+    core: Arc<Core>,
     mut rx: mpsc::UnboundedReceiver<Uuid>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(e) = recover(&app).await {
-            tracing::warn!(error = ?e.detail, "could not list unfinished verifications; they resume at the next start");
+        if let Err(e) = recover(&core).await {
+            tracing::warn!(error = %e, "could not list unfinished verifications; they resume at the next start");
         }
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
         loop {
@@ -52,16 +50,16 @@ pub fn spawn(
                     Err(_) => break,
                 },
             };
-            let (app, shutdown) = (app.clone(), shutdown.clone());
+            let (core, shutdown) = (core.clone(), shutdown.clone());
             tokio::spawn(async move {
-                let outcome = verify_one(&app, id).await;
+                let outcome = verify_one(&core, id).await;
                 drop(permit);
                 if let Err(e) = outcome {
-                    if e.status.is_server_error() {
-                        tracing::warn!(artifact.id = %id, code = e.code, "verification postponed");
+                    if worth_retry(&e) {
+                        tracing::warn!(artifact.id = %id, code = %e.code(), error = %e, "verification postponed");
                         tokio::select! {
                             _ = shutdown.cancelled() => {}
-                            _ = tokio::time::sleep(RETRY_AFTER) => app.verify_queue.enqueue(id),
+                            _ = tokio::time::sleep(RETRY_AFTER) => core.verify_queue.enqueue(id),
                         }
                     }
                 }

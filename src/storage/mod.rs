@@ -24,6 +24,16 @@ pub enum StoreError {
     Other(String),
 }
 
+/// An unreachable store is an outage worth a retry; anything else is a fault.
+impl From<StoreError> for crate::problem::Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => Self::StoreUnavailable { cause },
+            StoreError::Other(detail) => Self::internal(format!("object store error: {detail}")),
+        }
+    }
+}
+
 /// What the store knows of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {

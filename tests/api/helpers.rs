@@ -176,7 +176,7 @@ impl TestApp {
             envs: "dev,staging,prod".into(),
             // Tests run sweeps themselves, with an injected clock; no schedule fires meanwhile.
             jobs: Some("off".into()),
-            // Tests record the usage counted on reads themselves (`App::flush_usage`).
+            // Tests record the usage counted on reads themselves (`Core::flush_usage`).
             usage_flush_secs: Some("3600".into()),
             metrics_token: Some(METRICS_TOKEN.into()),
             ..Default::default()

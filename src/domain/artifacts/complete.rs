@@ -8,35 +8,36 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::content::content_mismatch;
-use super::settle::{ev, fail, make_available};
+use super::ev;
+use super::settle::{fail, make_available};
 use super::*;
 use crate::domain::{blobs, catalog_time, media};
 use crate::storage::{StoreError, UploadedPart};
 
 pub async fn complete(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     id: Uuid,
     parts: Option<Vec<UploadedPart>>,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     scope.require_write()?;
-    let a = get(app, scope, id).await?;
+    let a = get(core, scope, id).await?;
     match a.status.as_str() {
         artifact::STATUS_PENDING => {}
         artifact::STATUS_FAILED => {
-            return Err(ApiError::conflict(
-                "artifact_failed",
+            return Err(Problem::conflict(
+                Code::ArtifactFailed,
                 "this artifact failed verification; create a new one",
             ))
         }
         // Completing again, or while verification runs, answers the artifact as it is.
         _ => return Ok(a),
     }
-    let blob = blob_of(app, &a).await?;
+    let blob = blob_of(core, &a).await?;
     let key = catalog_key(&blob.key)?;
     let Some(upload_id) = blob.upload_id.clone() else {
         return verify_stored(
-            app,
+            core,
             scope,
             &a,
             &blob,
@@ -45,7 +46,7 @@ pub async fn complete(
         )
         .await;
     };
-    match app
+    match core
         .store
         .complete_multipart(&key, &upload_id, parts.as_deref())
         .await
@@ -54,24 +55,24 @@ pub async fn complete(
         Err(StoreError::Other(detail)) => {
             let detail = format!("the multipart upload cannot be completed: {detail}");
             fail(
-                app,
+                core,
                 scope,
                 &a,
                 &blob,
                 artifact::STATUS_PENDING,
                 blob::STATE_PENDING,
-                "upload_incomplete",
+                Code::UploadIncomplete,
                 &detail,
             )
             .await?;
-            return Err(ApiError::unprocessable("upload_incomplete", detail));
+            return Err(Problem::unprocessable(Code::UploadIncomplete, detail));
         }
         Err(e) => return Err(e.into()),
     }
     // The object is whole; its SHA-256 is not known yet. Record that before hashing, so that a
     // restart resumes the verification.
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let res = artifact::Entity::update_many()
         .col_expr(
             artifact::Column::Status,
@@ -93,7 +94,7 @@ pub async fn complete(
         .await?
     {
         drop(txn);
-        return get(app, scope, id).await;
+        return get(core, scope, id).await;
     }
     let mut uploading = a.clone();
     uploading.status = artifact::STATUS_UPLOADING.into();
@@ -102,35 +103,35 @@ pub async fn complete(
     e.detail = json!({ "multipart": true, "size_bytes": a.size_bytes });
     e.record(&txn).await?;
     txn.commit().await?;
-    app.verify_queue.enqueue(id);
-    app.changes.notify(id);
+    core.verify_queue.enqueue(id);
+    core.changes.notify(id);
     Ok(uploading)
 }
 
 /// Checks the stored object against what the artifact declares (size, SHA-256 when declared,
 /// first bytes) and settles the artifact: available, or failed with the object removed.
 pub(super) async fn verify_stored(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     a: &artifact::Model,
     blob: &blob::Model,
     from_status: &str,
     blob_from_state: &str,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(a)?;
-    let refused = |code: &'static str, detail: String| (code, detail);
-    let outcome = match app.store.facts(&key).await? {
+    let refused = |code: Code, detail: String| (code, detail);
+    let outcome = match core.store.facts(&key).await? {
         None => Err(refused(
-            "object_missing",
+            Code::ObjectMissing,
             "no object was uploaded for this artifact".into(),
         )),
         Some((size, _)) if size != a.size_bytes as u64 => Err(refused(
-            "size_mismatch",
+            Code::SizeMismatch,
             format!("the stored object is {size} bytes, not {}", a.size_bytes),
         )),
         Some((_, sha)) if a.sha256.as_deref().is_some_and(|d| d != sha.to_hex()) => Err(refused(
-            "checksum_mismatch",
+            Code::ChecksumMismatch,
             format!(
                 "the stored object's sha256 is {sha}, not {}",
                 a.sha256.as_deref().unwrap_or_default()
@@ -138,7 +139,7 @@ pub(super) async fn verify_stored(
         )),
         Some((size, sha)) => {
             let head = if media::has_signature(&ct) && size > 0 {
-                app.store
+                core.store
                     .read_prefix(&key, media::SNIFF_LEN)
                     .await?
                     .unwrap_or_default()
@@ -148,15 +149,18 @@ pub(super) async fn verify_stored(
             if media::sniff(&ct, &head) {
                 Ok(sha)
             } else {
-                Err(refused("content_mismatch", content_mismatch(&ct).detail))
+                Err(refused(
+                    Code::ContentMismatch,
+                    content_mismatch(&ct).detail().to_owned(),
+                ))
             }
         }
     };
     match outcome {
-        Ok(sha) => make_available(app, scope, a, blob, sha, from_status, blob_from_state).await,
+        Ok(sha) => make_available(core, scope, a, blob, sha, from_status, blob_from_state).await,
         Err((code, detail)) => {
             fail(
-                app,
+                core,
                 scope,
                 a,
                 blob,
@@ -166,10 +170,10 @@ pub(super) async fn verify_stored(
                 &detail,
             )
             .await?;
-            Err(if code == "content_mismatch" {
-                ApiError::bad_request(code, detail)
+            Err(if code == Code::ContentMismatch {
+                Problem::invalid(code, detail)
             } else {
-                ApiError::unprocessable(code, detail)
+                Problem::unprocessable(code, detail)
             })
         }
     }

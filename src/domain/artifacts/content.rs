@@ -4,7 +4,6 @@
 //! `ObjectStore::put_stream`). A refused body changes nothing: the artifact stays `pending`.
 //! So does a body that arrives whole when the artifact no longer fits the tenant's quota (a
 //! limit lowered since it was admitted): its object is removed again.
-use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use entity::{artifact, blob};
 use futures_util::{stream, StreamExt};
@@ -17,25 +16,21 @@ use crate::domain::{catalog_time, media};
 use crate::metering::quota;
 use crate::storage::{BodyStream, PutError, UploadSpec};
 
-fn put_error(e: PutError) -> ApiError {
+fn put_error(e: PutError) -> Problem {
     match e {
-        PutError::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
-        ),
-        PutError::SizeMismatch { .. } => ApiError::bad_request("size_mismatch", e.to_string()),
-        PutError::ChecksumMismatch => ApiError::bad_request("checksum_mismatch", e.to_string()),
-        PutError::Exists => ApiError::conflict("object_exists", e.to_string()),
-        PutError::Body(_) => ApiError::bad_request("upload_interrupted", e.to_string()),
-        PutError::TooSlow(_) => ApiError::body_timeout(e.to_string()),
+        PutError::TooLarge { .. } => Problem::too_large(Code::PayloadTooLarge, e.to_string()),
+        PutError::SizeMismatch { .. } => Problem::invalid(Code::SizeMismatch, e.to_string()),
+        PutError::ChecksumMismatch => Problem::invalid(Code::ChecksumMismatch, e.to_string()),
+        PutError::Exists => Problem::conflict(Code::ObjectExists, e.to_string()),
+        PutError::Body(_) => Problem::invalid(Code::UploadInterrupted, e.to_string()),
+        PutError::TooSlow(_) => Problem::TooSlow(e.to_string()),
         PutError::Store(s) => s.into(),
     }
 }
 
 /// Reads the first bytes of `body`, refuses it unless they are what `ct` claims, and gives back
 /// the whole body.
-async fn sniffed(ct: &ContentType, mut body: BodyStream) -> ApiResult<BodyStream> {
+async fn sniffed(ct: &ContentType, mut body: BodyStream) -> Result<BodyStream> {
     if !media::has_signature(ct) {
         return Ok(body);
     }
@@ -62,15 +57,15 @@ async fn sniffed(ct: &ContentType, mut body: BodyStream) -> ApiResult<BodyStream
     Ok(Box::pin(stream::iter(head.into_iter().map(Ok)).chain(body)))
 }
 
-pub(super) fn content_mismatch(ct: &ContentType) -> ApiError {
-    ApiError::bad_request(
-        "content_mismatch",
+pub(super) fn content_mismatch(ct: &ContentType) -> Problem {
+    Problem::invalid(
+        Code::ContentMismatch,
         format!("the content is not {}", ct.essence()),
     )
 }
 
 fn spec<'a>(
-    app: &App,
+    core: &Core,
     key: &'a ObjectKey,
     ct: &'a ContentType,
     size: SizeBytes,
@@ -83,23 +78,23 @@ fn spec<'a>(
         size,
         sha256,
         cache_control: cache_control(visibility),
-        expires_at: Utc::now() + Duration::seconds(app.config.presign_ttl_secs as i64),
+        expires_at: Utc::now() + Duration::seconds(core.presign_ttl_secs as i64),
     }
 }
 
 /// Streams the content of a pending artifact into the store and makes it available.
 pub async fn upload_content(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     id: Uuid,
     body: BodyStream,
     content_length: Option<u64>,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     scope.require_write()?;
-    let a = get(app, scope, id).await?;
+    let a = get(core, scope, id).await?;
     if a.status != artifact::STATUS_PENDING {
-        return Err(ApiError::conflict(
-            "not_pending",
+        return Err(Problem::conflict(
+            Code::NotPending,
             format!(
                 "the artifact is {}; content is uploaded once, to a pending artifact",
                 a.status
@@ -109,8 +104,8 @@ pub async fn upload_content(
     let declared = SizeBytes::new_unchecked(a.size_bytes.max(0) as u64);
     if let Some(n) = content_length {
         if n != declared.get() {
-            return Err(ApiError::bad_request(
-                "size_mismatch",
+            return Err(Problem::invalid(
+                Code::SizeMismatch,
                 format!(
                     "Content-Length is {n}; the artifact was created with size_bytes {}",
                     declared.get()
@@ -120,8 +115,8 @@ pub async fn upload_content(
     }
     // Admitted at create; the limit may have dropped since. Asked again before the bytes come;
     // the settling transaction decides.
-    quota::would_settle(&app.db, scope, a.size_bytes).await?;
-    let blob = blob_of(app, &a).await?;
+    quota::would_settle(&core.db, scope, a.size_bytes).await?;
+    let blob = blob_of(core, &a).await?;
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(&a)?;
     let sha = a
@@ -129,24 +124,24 @@ pub async fn upload_content(
         .as_deref()
         .map(Sha256::parse)
         .transpose()
-        .map_err(|_| ApiError::internal("bad sha256 in catalog"))?;
+        .map_err(|_| Problem::internal("bad sha256 in catalog"))?;
     if !set_status(
-        app,
+        core,
         id,
         artifact::STATUS_PENDING,
         artifact::STATUS_UPLOADING,
     )
     .await?
     {
-        return Err(ApiError::conflict(
-            "not_pending",
+        return Err(Problem::conflict(
+            Code::NotPending,
             "another upload of this artifact is in progress",
         ));
     }
     let stored = async {
         let body = sniffed(&ct, body).await?;
-        let spec = spec(app, &key, &ct, declared, sha, visibility_of(&a));
-        app.store.put_stream(&spec, body).await.map_err(put_error)
+        let spec = spec(core, &key, &ct, declared, sha, visibility_of(&a));
+        core.store.put_stream(&spec, body).await.map_err(put_error)
     }
     .await;
     match stored {
@@ -154,7 +149,7 @@ pub async fn upload_content(
             let mut uploading = a.clone();
             uploading.status = artifact::STATUS_UPLOADING.into();
             let settled = make_available(
-                app,
+                core,
                 scope,
                 &uploading,
                 &blob,
@@ -167,11 +162,11 @@ pub async fn upload_content(
                 Err(e) if quota::is_refusal(&e) => {
                     // Removed while the artifact is still `uploading`, so that no new upload
                     // of it can start before the object is gone.
-                    if let Err(err) = app.store.delete(&key).await {
+                    if let Err(err) = core.store.delete(&key).await {
                         tracing::warn!(error = %err, key = %key, "could not remove a refused object");
                     }
                     set_status(
-                        app,
+                        core,
                         id,
                         artifact::STATUS_UPLOADING,
                         artifact::STATUS_PENDING,
@@ -185,7 +180,7 @@ pub async fn upload_content(
         Err(e) => {
             // Nothing was stored: the client may try again.
             set_status(
-                app,
+                core,
                 id,
                 artifact::STATUS_UPLOADING,
                 artifact::STATUS_PENDING,
@@ -196,7 +191,7 @@ pub async fn upload_content(
     }
 }
 
-async fn set_status(app: &App, id: Uuid, from: &str, to: &str) -> ApiResult<bool> {
+async fn set_status(core: &Core, id: Uuid, from: &str, to: &str) -> Result<bool> {
     let res = artifact::Entity::update_many()
         .col_expr(artifact::Column::Status, Expr::value(to))
         .col_expr(
@@ -205,40 +200,44 @@ async fn set_status(app: &App, id: Uuid, from: &str, to: &str) -> ApiResult<bool
         )
         .filter(artifact::Column::ArtifactId.eq(id))
         .filter(artifact::Column::Status.eq(from))
-        .exec(&app.db)
+        .exec(&core.db)
         .await?;
-    app.changes.notify(id);
+    core.changes.notify(id);
     Ok(res.rows_affected == 1)
 }
 
 /// Creates an artifact from a body streamed in the same request (binary preview, replay, audit).
 /// Nothing is recorded unless the bytes were stored whole and verified.
 pub async fn create_with_body(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     req: NewArtifact,
     body: BodyStream,
-) -> ApiResult<artifact::Model> {
-    create::check_new(app, scope, &req).await?;
+) -> Result<artifact::Model> {
+    create::check_new(core, scope, &req).await?;
     let id = Uuid::now_v7();
     let key = artifact_key(scope, &req, id);
     let body = sniffed(&req.content_type, body).await?;
     let spec = spec(
-        app,
+        core,
         &key,
         &req.content_type,
         req.size,
         req.sha256,
         req.visibility,
     );
-    let sha = app.store.put_stream(&spec, body).await.map_err(put_error)?;
-    match insert_available(app, scope, id, &req, &key, sha).await {
+    let sha = core
+        .store
+        .put_stream(&spec, body)
+        .await
+        .map_err(put_error)?;
+    match insert_available(core, scope, id, &req, &key, sha).await {
         Ok(a) => {
-            crate::http::metrics::record_outcome("artifact_create", "ok");
+            crate::telemetry::record_outcome("artifact_create", "ok");
             Ok(a)
         }
         Err(e) => {
-            if let Err(err) = app.store.delete(&key).await {
+            if let Err(err) = core.store.delete(&key).await {
                 tracing::warn!(error = %err, key = %key, "could not remove an unrecorded object");
             }
             Err(e)

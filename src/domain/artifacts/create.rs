@@ -8,35 +8,36 @@ use sea_orm::{ActiveModelTrait, DatabaseTransaction, Set, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::settle::{ev, record_created};
+use super::ev;
+use super::settle::record_created;
 use super::*;
 use crate::domain::{blobs, catalog_time, media};
 use crate::{
-    http::metrics::record_outcome,
     metering::quota::{self, Hold},
     storage::{Upload, UploadSpec},
+    telemetry::record_outcome,
 };
 
 /// Checks what every create must satisfy before anything is written (the quota early: the
 /// writing transaction admits).
-pub(super) async fn check_new(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<()> {
+pub(super) async fn check_new(core: &Core, scope: &Scope, req: &NewArtifact) -> Result<()> {
     req.kind.check_content_type(&req.content_type)?;
-    check_common(app, scope, req).await
+    check_common(core, scope, req).await
 }
 
 /// The checks of [`check_new`] that do not depend on the content.
-async fn check_common(app: &App, scope: &Scope, req: &NewArtifact) -> ApiResult<()> {
+async fn check_common(core: &Core, scope: &Scope, req: &NewArtifact) -> Result<()> {
     scope.require_write()?;
     if let Some(at) = req.expires_at {
         if at <= Utc::now() {
-            return Err(ApiError::bad_request(
-                "invalid_expires_at",
+            return Err(Problem::invalid(
+                Code::InvalidExpiresAt,
                 "expires_at must be in the future",
             ));
         }
     }
-    check_lineage(app, scope, &req.lineage.derived_from).await?;
-    quota::would_admit(&app.db, scope, req.size.as_i64()).await
+    check_lineage(core, scope, &req.lineage.derived_from).await?;
+    quota::would_admit(&core.db, scope, req.size.as_i64()).await
 }
 
 /// Admits a new artifact in `txn`, first thing: takes the tenant's quota hold and checks.
@@ -44,7 +45,7 @@ pub(super) async fn admit(
     txn: &DatabaseTransaction,
     scope: &Scope,
     req: &NewArtifact,
-) -> ApiResult<quota::Admitted> {
+) -> Result<quota::Admitted> {
     Hold::take(txn, scope)
         .await?
         .admit(txn, scope, req.size.as_i64())
@@ -52,17 +53,17 @@ pub(super) async fn admit(
 }
 
 pub async fn create(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     req: NewArtifact,
-) -> ApiResult<(artifact::Model, Option<Upload>)> {
-    check_new(app, scope, &req).await?;
+) -> Result<(artifact::Model, Option<Upload>)> {
+    check_new(core, scope, &req).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
-        if let Some(existing) = blobs::find_stored(&app.db, scope, req.visibility, sha).await? {
+        if let Some(existing) = blobs::find_stored(&core.db, scope, req.visibility, sha).await? {
             if existing.size_bytes != req.size.as_i64() {
-                return Err(ApiError::unprocessable(
-                    "size_mismatch",
+                return Err(Problem::unprocessable(
+                    Code::SizeMismatch,
                     format!(
                         "content with this sha256 is {} bytes, not {}",
                         existing.size_bytes,
@@ -73,8 +74,8 @@ pub async fn create(
             // Known content serves only a kind it passes: bytes stored for a bundle or a raw
             // asset become an "image" only if they begin as one. Otherwise they are uploaded,
             // and checked, like any others.
-            if first_bytes_fit(app, &req.content_type, &existing).await? {
-                if let Some(a) = dedup(app, scope, &req, &existing, *sha).await? {
+            if first_bytes_fit(core, &req.content_type, &existing).await? {
+                if let Some(a) = dedup(core, scope, &req, &existing, *sha).await? {
                     record_outcome("artifact_create", "deduplicated");
                     return Ok((a, None));
                 }
@@ -85,8 +86,8 @@ pub async fn create(
     let id = Uuid::now_v7();
     let key = artifact_key(scope, &req, id);
     let expires_at = crate::storage::url_expiry(
-        &*app.store,
-        now + Duration::seconds(app.config.presign_ttl_secs as i64),
+        &*core.store,
+        now + Duration::seconds(core.presign_ttl_secs as i64),
     )
     .await?;
     let spec = UploadSpec {
@@ -97,28 +98,28 @@ pub async fn create(
         cache_control: cache_control(req.visibility),
         expires_at,
     };
-    let multipart =
-        if req.method == UploadMethod::Put && req.size.get() > app.config.multipart_threshold {
-            app.store.presign_multipart(&spec).await?
-        } else {
-            None
-        };
+    let multipart = if req.method == UploadMethod::Put && req.size.get() > core.multipart_threshold
+    {
+        core.store.presign_multipart(&spec).await?
+    } else {
+        None
+    };
     let upload = match multipart {
         Some(u) => u,
-        None => app.store.presign_upload(&spec, req.method).await?,
+        None => core.store.presign_upload(&spec, req.method).await?,
     };
     let upload_id = match &upload {
         Upload::Multipart { upload_id, .. } => Some(upload_id.clone()),
         _ => None,
     };
     let blob_id = Uuid::now_v7();
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let admitted = match admit(&txn, scope, &req).await {
         Ok(a) => a,
         Err(refusal) => {
             drop(txn);
             if let Some(upload_id) = &upload_id {
-                if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+                if let Err(e) = core.store.abort_multipart(&key, upload_id).await {
                     tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
                 }
             }
@@ -142,7 +143,7 @@ pub async fn create(
         id,
         &req,
         Some(blob_id),
-        &app.store.uri(&key),
+        &core.store.uri(&key),
         req.sha256,
         artifact::STATUS_PENDING,
         now,
@@ -159,11 +160,11 @@ pub async fn create(
 
 /// Whether the stored object's first bytes are what `ct` claims (always, for types without a
 /// signature to check).
-async fn first_bytes_fit(app: &App, ct: &ContentType, existing: &blob::Model) -> ApiResult<bool> {
+async fn first_bytes_fit(core: &Core, ct: &ContentType, existing: &blob::Model) -> Result<bool> {
     if !media::has_signature(ct) {
         return Ok(true);
     }
-    let head = app
+    let head = core
         .store
         .read_prefix(&catalog_key(&existing.key)?, media::SNIFF_LEN)
         .await?;
@@ -172,14 +173,14 @@ async fn first_bytes_fit(app: &App, ct: &ContentType, existing: &blob::Model) ->
 
 /// A new artifact on an already stored blob; `None` when the blob stopped being stored.
 async fn dedup(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     req: &NewArtifact,
     existing: &blob::Model,
     sha: Sha256,
-) -> ApiResult<Option<artifact::Model>> {
+) -> Result<Option<artifact::Model>> {
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let admitted = admit(&txn, scope, req).await?;
     if !blobs::add_ref(&txn, existing.id, now).await? {
         return Ok(None);
@@ -189,7 +190,7 @@ async fn dedup(
         Uuid::now_v7(),
         req,
         Some(existing.id),
-        &app.store.uri(&catalog_key(&existing.key)?),
+        &core.store.uri(&catalog_key(&existing.key)?),
         Some(sha),
         artifact::STATUS_AVAILABLE,
         now,
@@ -208,14 +209,14 @@ async fn dedup(
 
 /// A preview that points at a render elsewhere (`uri`) instead of holding bytes: available at once.
 pub async fn create_render_ref(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     req: NewArtifact,
     uri: String,
-) -> ApiResult<artifact::Model> {
-    check_common(app, scope, &req).await?;
+) -> Result<artifact::Model> {
+    check_common(core, scope, &req).await?;
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let admitted = admit(&txn, scope, &req).await?;
     let mut m = row(
         scope,

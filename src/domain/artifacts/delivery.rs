@@ -13,14 +13,14 @@ use crate::{
     storage::content_disposition,
 };
 
-fn filename_of(a: &artifact::Model) -> ApiResult<Filename> {
-    Filename::parse(&a.filename).map_err(|_| ApiError::internal("bad filename in catalog"))
+fn filename_of(a: &artifact::Model) -> Result<Filename> {
+    Filename::parse(&a.filename).map_err(|_| Problem::internal("bad filename in catalog"))
 }
 
 /// How long the URLs of an answer live: `CAIRN_PRESIGN_TTL_SECS`, unless the request says
 /// (`expires_in`, checked by the HTTP layer: 1 s to 7 days).
-pub fn url_ttl(app: &App, expires_in: Option<u64>) -> Duration {
-    Duration::seconds(expires_in.unwrap_or(app.config.presign_ttl_secs) as i64)
+pub fn url_ttl(core: &Core, expires_in: Option<u64>) -> Duration {
+    Duration::seconds(expires_in.unwrap_or(core.presign_ttl_secs) as i64)
 }
 
 /// The URL of an available artifact stored at `key`: a public one's CDN URL (naming it as an
@@ -29,14 +29,14 @@ pub fn url_ttl(app: &App, expires_in: Option<u64>) -> Duration {
 /// signing), else signed on its own.
 #[allow(clippy::too_many_arguments)]
 async fn item_url(
-    app: &App,
+    core: &Core,
     a: &artifact::Model,
     key: &ObjectKey,
     grant: Option<&PrefixGrant>,
     now: DateTime<Utc>,
     ttl: Duration,
     attachment: bool,
-) -> ApiResult<String> {
+) -> Result<String> {
     let filename = filename_of(a)?;
     let d = Download {
         filename: &filename,
@@ -45,17 +45,17 @@ async fn item_url(
     };
     if visibility_of(a) == Visibility::Public {
         return Ok(if attachment {
-            app.cdn.download_url(key, &d)
+            core.cdn.download_url(key, &d)
         } else {
-            app.cdn.object_url(key)
+            core.cdn.object_url(key)
         });
     }
     if let Some(g) = grant.filter(|g| g.covers(key)) {
-        return Ok(g.url(&app.cdn, key, &d));
+        return Ok(g.url(&core.cdn, key, &d));
     }
-    let (url, _) = app
+    let (url, _) = core
         .cdn
-        .private_url(&*app.store, key, &d, now + ttl, now)
+        .private_url(&*core.store, key, &d, now + ttl, now)
         .await?;
     Ok(url)
 }
@@ -63,26 +63,26 @@ async fn item_url(
 /// Where a client fetches the artifact's bytes, when it has any to fetch: the render a
 /// render-ref preview points at, or the object's delivery URL (public: the CDN URL; private: a
 /// signed URL that downloads under the artifact's own filename, also when its blob is shared).
-pub async fn delivery_url(app: &App, a: &artifact::Model) -> ApiResult<Option<String>> {
-    delivery_url_for(app, a, url_ttl(app, None), false).await
+pub async fn delivery_url(core: &Core, a: &artifact::Model) -> Result<Option<String>> {
+    delivery_url_for(core, a, url_ttl(core, None), false).await
 }
 
 /// [`delivery_url`], its signature valid for `ttl`, naming an attachment when `attachment`.
 async fn delivery_url_for(
-    app: &App,
+    core: &Core,
     a: &artifact::Model,
     ttl: Duration,
     attachment: bool,
-) -> ApiResult<Option<String>> {
+) -> Result<Option<String>> {
     if let Some(r) = &a.render_ref {
         return Ok(Some(r.clone()));
     }
     if a.status != artifact::STATUS_AVAILABLE {
         return Ok(None);
     }
-    let key = catalog_key(&blob_of(app, a).await?.key)?;
+    let key = catalog_key(&blob_of(core, a).await?.key)?;
     let now = catalog_time(Utc::now());
-    item_url(app, a, &key, None, now, ttl, attachment)
+    item_url(core, a, &key, None, now, ttl, attachment)
         .await
         .map(Some)
 }
@@ -91,20 +91,20 @@ async fn delivery_url_for(
 /// when the caller asked to download (`?download=true`): a URL to the artifact's stored bytes
 /// counts as a download URL issued. URLs in answers to writes do not.
 pub async fn read_url(
-    app: &App,
+    core: &Core,
     a: &artifact::Model,
     ttl: Duration,
     attachment: bool,
-) -> ApiResult<Option<String>> {
-    let url = delivery_url_for(app, a, ttl, attachment).await?;
-    counted(app, a, url).await
+) -> Result<Option<String>> {
+    let url = delivery_url_for(core, a, ttl, attachment).await?;
+    counted(core, a, url).await
 }
 
 /// Counts `url` as a download URL issued when it leads to the artifact's stored bytes.
-async fn counted(app: &App, a: &artifact::Model, url: Option<String>) -> ApiResult<Option<String>> {
+async fn counted(core: &Core, a: &artifact::Model, url: Option<String>) -> Result<Option<String>> {
     if url.is_some() && a.render_ref.is_none() {
         let now = catalog_time(Utc::now());
-        issued(app, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
+        issued(core, &a.tenant_id, &a.env, 1, a.size_bytes, now).await?;
     }
     Ok(url)
 }
@@ -113,15 +113,16 @@ async fn counted(app: &App, a: &artifact::Model, url: Option<String>) -> ApiResu
 /// in memory, recorded with the next flush (no catalog write per read). Bytes Cairn serves
 /// itself are counted as they go out (`http::served`), not here.
 async fn issued(
-    app: &App,
+    core: &Core,
     tenant: &str,
     env: &str,
     count: i64,
     bytes: i64,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> Result<()> {
     if count > 0 {
-        app.usage_buffer.urls_issued(tenant, env, count, bytes, now);
+        core.usage_buffer
+            .urls_issued(tenant, env, count, bytes, now);
     }
     Ok(())
 }
@@ -129,25 +130,25 @@ async fn issued(
 /// The URL `GET /artifacts/{id}/content` redirects to: like [`read_url`] (and counted), and for
 /// a public item the CDN URL naming the artifact's own filename.
 pub async fn download_url(
-    app: &App,
+    core: &Core,
     a: &artifact::Model,
     attachment: bool,
-) -> ApiResult<Option<String>> {
+) -> Result<Option<String>> {
     if a.render_ref.is_none()
         && a.status == artifact::STATUS_AVAILABLE
         && visibility_of(a) == Visibility::Public
     {
-        let key = catalog_key(&blob_of(app, a).await?.key)?;
+        let key = catalog_key(&blob_of(core, a).await?.key)?;
         let filename = filename_of(a)?;
         let d = Download {
             filename: &filename,
             content_type: &a.content_type,
             attachment,
         };
-        let url = app.cdn.download_url(&key, &d);
-        return counted(app, a, Some(url)).await;
+        let url = core.cdn.download_url(&key, &d);
+        return counted(core, a, Some(url)).await;
     }
-    read_url(app, a, url_ttl(app, None), attachment).await
+    read_url(core, a, url_ttl(core, None), attachment).await
 }
 
 /// The run's artifacts (not deleted or expired) in creation order, each with its delivery URL,
@@ -156,18 +157,18 @@ pub async fn download_url(
 /// private item there to deliver) and reused for every private URL it covers; an item that
 /// shares another run's or a raw asset's object gets a URL signed for that object alone.
 pub async fn manifest(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     run: &RunId,
     ttl: Duration,
-) -> ApiResult<Vec<(artifact::Model, Option<String>)>> {
+) -> Result<Vec<(artifact::Model, Option<String>)>> {
     let items = artifact::Entity::find()
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(artifact::Column::RunId.eq(run.as_str()))
         .filter(visible(Utc::now()))
         .order_by_asc(artifact::Column::ArtifactId)
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     let deliverable = |a: &artifact::Model| {
         a.render_ref.is_none() && a.status == artifact::STATUS_AVAILABLE && a.blob_id.is_some()
@@ -187,7 +188,7 @@ pub async fn manifest(
             .column(blob::Column::Key)
             .filter(blob::Column::Id.is_in(chunk.iter().copied()))
             .into_tuple()
-            .all(&app.db)
+            .all(&core.db)
             .await?;
         for (id, key) in found {
             keys.insert(id, catalog_key(&key)?);
@@ -199,7 +200,7 @@ pub async fn manifest(
     // asset's object (dedup) lies outside it and gets a URL for that exact object only, never a
     // wildcard over the other owner's prefix.
     let own = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
-    let needs_grant = app.cdn.signer().is_some()
+    let needs_grant = core.cdn.signer().is_some()
         && items.iter().any(|a| {
             deliverable(a)
                 && visibility_of(a) == Visibility::Private
@@ -208,7 +209,7 @@ pub async fn manifest(
                     .is_some_and(|k| k.as_str().starts_with(&own))
         });
     let grant = if needs_grant {
-        app.cdn
+        core.cdn
             .sign_prefix(&own, now + ttl, now)
             .map_err(crate::cdn::DeliveryError::from)?
     } else {
@@ -223,17 +224,17 @@ pub async fn manifest(
             let key = a
                 .blob_id
                 .and_then(|id| keys.get(&id))
-                .ok_or_else(|| ApiError::internal("artifact without blob"))?;
+                .ok_or_else(|| Problem::internal("artifact without blob"))?;
             count += 1;
             bytes += a.size_bytes;
-            Some(item_url(app, &a, key, grant.as_ref(), now, ttl, false).await?)
+            Some(item_url(core, &a, key, grant.as_ref(), now, ttl, false).await?)
         } else {
             None
         };
         out.push((a, url));
     }
     issued(
-        app,
+        core,
         scope.tenant.as_str(),
         scope.env.as_str(),
         count,
@@ -247,7 +248,7 @@ pub async fn manifest(
 /// Whether `disposition` is a download name Cairn gives the public object at `key` (`inline` or
 /// as an attachment): that of the object's first item (the key's last segment), or of another
 /// live public artifact sharing it.
-pub async fn is_own_disposition(app: &App, key: &ObjectKey, disposition: &str) -> ApiResult<bool> {
+pub async fn is_own_disposition(core: &Core, key: &ObjectKey, disposition: &str) -> Result<bool> {
     let names = |name: &str| {
         content_disposition(name, true) == disposition
             || content_disposition(name, false) == disposition
@@ -264,7 +265,7 @@ pub async fn is_own_disposition(app: &App, key: &ObjectKey, disposition: &str) -
         .filter(artifact::Column::Visibility.eq(blob::VISIBILITY_PUBLIC))
         .filter(artifact::Column::Status.eq(artifact::STATUS_AVAILABLE))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     Ok(shared.iter().any(|n| names(n)))
 }
@@ -279,38 +280,33 @@ pub struct RunGrant {
 
 /// The run's CloudFront grant until `now + ttl` (one signing operation). 404 when the run has
 /// no visible artifacts in the caller's tenant and env; 409 without CloudFront keys.
-pub async fn run_grant(
-    app: &App,
-    scope: &Scope,
-    run: &RunId,
-    ttl: Duration,
-) -> ApiResult<RunGrant> {
+pub async fn run_grant(core: &Core, scope: &Scope, run: &RunId, ttl: Duration) -> Result<RunGrant> {
     let exists = artifact::Entity::find()
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(artifact::Column::RunId.eq(run.as_str()))
         .filter(visible(Utc::now()))
-        .one(&app.db)
+        .one(&core.db)
         .await?
         .is_some();
     if !exists {
-        return Err(ApiError::not_found());
+        return Err(Problem::not_found());
     }
     let now = catalog_time(Utc::now());
     let expires_at = now + ttl;
     let prefix = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
-    let grant = app
+    let grant = core
         .cdn
         .sign_prefix(&prefix, expires_at, now)
         .map_err(crate::cdn::DeliveryError::from)?
         .ok_or_else(|| {
-            ApiError::conflict(
-                "cdn_signing_disabled",
+            Problem::conflict(
+                Code::CdnSigningDisabled,
                 "signed cookies need CloudFront keys (CAIRN_CLOUDFRONT_KEY_PAIR_ID and \
                  CAIRN_CLOUDFRONT_PRIVATE_KEY)",
             )
         })?;
-    let path = app.cdn.prefix_path(&prefix);
+    let path = core.cdn.prefix_path(&prefix);
     Ok(RunGrant {
         grant,
         path,

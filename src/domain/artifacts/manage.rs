@@ -7,26 +7,26 @@ use sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter, Transactio
 use serde_json::json;
 use uuid::Uuid;
 
-use super::settle::ev;
+use super::ev;
 use super::*;
 use crate::domain::catalog_time;
 
 /// Soft delete: the artifact becomes invisible to reads; the lifecycle sweep purges it (and its
 /// object, once no other item references the blob) after the grace period. Legal hold refuses.
-pub async fn delete(app: &App, scope: &Scope, id: Uuid) -> ApiResult<()> {
+pub async fn delete(core: &Core, scope: &Scope, id: Uuid) -> Result<()> {
     scope.require_write()?;
     // The update names the status it read, so the counters learn exactly what was deleted; a
     // status that changed meanwhile is read again.
     for _ in 0..3 {
-        let a = get(app, scope, id).await?;
+        let a = get(core, scope, id).await?;
         if a.legal_hold {
-            return Err(ApiError::conflict(
-                "legal_hold",
+            return Err(Problem::conflict(
+                Code::LegalHold,
                 "the artifact is under legal hold; release the hold first",
             ));
         }
         let now = catalog_time(Utc::now());
-        let txn = app.db.begin().await?;
+        let txn = core.db.begin().await?;
         let res = artifact::Entity::update_many()
             .col_expr(
                 artifact::Column::Status,
@@ -50,29 +50,28 @@ pub async fn delete(app: &App, scope: &Scope, id: Uuid) -> ApiResult<()> {
             count(&txn, scope, now, &live_delta(&a).negated()).await?;
         }
         txn.commit().await?;
-        app.changes.notify(id);
+        core.changes.notify(id);
         tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, "artifact deleted");
         return Ok(());
     }
-    Err(ApiError::unavailable(
-        "contention",
+    Err(Problem::contention(
         "the artifact changed state repeatedly; retry",
     ))
 }
 
 pub async fn set_legal_hold(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     id: Uuid,
     hold: bool,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     scope.require_write()?;
-    let mut a = get(app, scope, id).await?;
+    let mut a = get(core, scope, id).await?;
     if a.legal_hold == hold {
         return Ok(a);
     }
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let res = artifact::Entity::update_many()
         .col_expr(artifact::Column::LegalHold, Expr::value(hold))
         .col_expr(artifact::Column::UpdatedAt, Expr::value(now))
@@ -81,7 +80,7 @@ pub async fn set_legal_hold(
         .exec(&txn)
         .await?;
     if res.rows_affected == 0 {
-        return Err(ApiError::not_found());
+        return Err(Problem::not_found());
     }
     a.legal_hold = hold;
     a.updated_at = now;
@@ -106,10 +105,10 @@ const MAX_NODES: usize = 512;
 
 /// The `derived_from` chain of `a`, within the scope's tenant and env, breadth-first by level.
 pub async fn lineage_chain(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     a: &artifact::Model,
-) -> ApiResult<Vec<LineageNode>> {
+) -> Result<Vec<LineageNode>> {
     let mut artifacts: HashMap<Uuid, artifact::Model> = HashMap::new();
     let mut assets: HashMap<Uuid, raw_asset::Model> = HashMap::new();
     let mut seen: HashSet<Uuid> = HashSet::from([a.artifact_id]);
@@ -124,14 +123,14 @@ pub async fn lineage_chain(
             .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
             .filter(artifact::Column::Env.eq(scope.env.as_str()))
             .filter(super::visible(chrono::Utc::now()))
-            .all(&app.db)
+            .all(&core.db)
             .await?;
         for r in raw_asset::Entity::find()
             .filter(raw_asset::Column::AssetId.is_in(level.clone()))
             .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
             .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
             .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-            .all(&app.db)
+            .all(&core.db)
             .await?
         {
             assets.insert(r.asset_id, r);

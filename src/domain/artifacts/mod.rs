@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use entity::{artifact, blob, raw_asset};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -16,11 +16,10 @@ use super::{
     ContentType, Filename, ObjectKey, RunId, Sha256, SizeBytes,
 };
 use crate::{
-    app::App,
     auth::Scope,
-    error::{ApiError, ApiResult},
-    events::Event,
+    core::Core,
     metering::counters::{self, Delta},
+    problem::{Code, Problem, Result},
     storage::{UploadMethod, PRIVATE_IMMUTABLE},
 };
 
@@ -33,6 +32,10 @@ mod settle;
 pub mod verify;
 mod watch;
 
+pub(crate) use crate::events::artifact_event;
+pub use crate::events::build::lineage_json;
+/// Artifact event types (`events::kind::artifact`).
+pub(crate) use crate::events::kind::artifact as ev;
 pub use complete::complete;
 pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
@@ -41,7 +44,6 @@ pub use delivery::{
     RunGrant,
 };
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};
-pub(crate) use settle::ev;
 pub use watch::{wait, Changes};
 
 /// `Cache-Control` of public objects: keys never repeat, so the CDN may keep them forever.
@@ -82,34 +84,6 @@ pub struct NewArtifact {
     pub method: UploadMethod,
 }
 
-/// The lineage refs as events and the API show them.
-pub fn lineage_json(a: &artifact::Model) -> Value {
-    json!({
-        "run_id": a.run_id,
-        "workspace_id": a.workspace_id,
-        "project_id": a.project_id,
-        "canvas_id": a.canvas_id,
-        "rev": a.rev,
-        "correlation_id": a.correlation_id,
-        "actor_id": a.actor_id,
-        "derived_from": a.derived_from,
-    })
-}
-
-pub(crate) fn artifact_event<'a>(
-    k: &'static str,
-    scope: &'a Scope,
-    a: &artifact::Model,
-    now: DateTime<Utc>,
-) -> Event<'a> {
-    let mut e = Event::new(k, scope, a.artifact_id, now);
-    let mut lineage = lineage_json(a);
-    lineage["blob_id"] = json!(a.blob_id);
-    lineage["kind"] = json!(a.kind);
-    e.lineage = lineage;
-    e
-}
-
 /// Artifacts a reader can see at `now`: not deleted, and not past their `expires_at`. An expired
 /// artifact is gone for readers the moment it expires (as if deleted: 404, no URL, left out of
 /// manifests and lineage); the lifecycle sweep deletes it later.
@@ -125,38 +99,38 @@ pub(crate) fn visible(now: DateTime<Utc>) -> Condition {
 
 /// The artifact in the caller's tenant and env, unless deleted or expired. Anything else is
 /// "not found".
-pub async fn get(app: &App, scope: &Scope, id: Uuid) -> ApiResult<artifact::Model> {
+pub async fn get(core: &Core, scope: &Scope, id: Uuid) -> Result<artifact::Model> {
     artifact::Entity::find_by_id(id)
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(visible(Utc::now()))
-        .one(&app.db)
+        .one(&core.db)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(Problem::not_found)
 }
 
-async fn blob_of(app: &App, a: &artifact::Model) -> ApiResult<blob::Model> {
+async fn blob_of(core: &Core, a: &artifact::Model) -> Result<blob::Model> {
     let id = a
         .blob_id
-        .ok_or_else(|| ApiError::conflict("no_content", "this artifact refers to a render"))?;
+        .ok_or_else(|| Problem::conflict(Code::NoContent, "this artifact refers to a render"))?;
     blob::Entity::find_by_id(id)
-        .one(&app.db)
+        .one(&core.db)
         .await?
-        .ok_or_else(|| ApiError::internal("artifact without blob"))
+        .ok_or_else(|| Problem::internal("artifact without blob"))
 }
 
 /// The key of the object holding the artifact's bytes (its own, or the shared blob's).
-pub async fn object_key(app: &App, a: &artifact::Model) -> ApiResult<ObjectKey> {
-    catalog_key(&blob_of(app, a).await?.key)
+pub async fn object_key(core: &Core, a: &artifact::Model) -> Result<ObjectKey> {
+    catalog_key(&blob_of(core, a).await?.key)
 }
 
-fn catalog_key(key: &str) -> ApiResult<ObjectKey> {
-    ObjectKey::parse(key).ok_or_else(|| ApiError::internal(format!("bad key in catalog: {key}")))
+fn catalog_key(key: &str) -> Result<ObjectKey> {
+    ObjectKey::parse(key).ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))
 }
 
 /// Checks that every `derived_from` id is a raw asset or artifact of the scope's tenant+env.
 /// Ids of other tenants or envs are unknown, exactly like ids that never existed.
-async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> {
+async fn check_lineage(core: &Core, scope: &Scope, ids: &[Uuid]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -165,7 +139,7 @@ async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> 
         .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
         .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-        .all(&app.db)
+        .all(&core.db)
         .await?
         .into_iter()
         .map(|a| a.asset_id)
@@ -175,7 +149,7 @@ async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> 
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(visible(Utc::now()))
-        .all(&app.db)
+        .all(&core.db)
         .await?
         .into_iter()
         .map(|a| a.artifact_id)
@@ -188,8 +162,8 @@ async fn check_lineage(app: &App, scope: &Scope, ids: &[Uuid]) -> ApiResult<()> 
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            "unknown_lineage_ref",
+        Err(Problem::unprocessable(
+            Code::UnknownLineageRef,
             format!(
                 "derived_from names no raw asset or artifact of this tenant and env: {}",
                 unknown.join(", ")
@@ -308,7 +282,7 @@ async fn count(
     counters::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
 }
 
-fn content_type_of(a: &artifact::Model) -> ApiResult<ContentType> {
+fn content_type_of(a: &artifact::Model) -> Result<ContentType> {
     ContentType::parse(&a.content_type)
-        .map_err(|_| ApiError::internal("bad content type in catalog"))
+        .map_err(|_| Problem::internal("bad content type in catalog"))
 }

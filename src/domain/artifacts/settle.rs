@@ -14,38 +14,25 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{blobs, catalog_time};
-use crate::http::metrics::record_outcome;
 use crate::metering::quota::Hold;
-
-/// Event types.
-pub(crate) mod ev {
-    pub const CREATED: &str = "artifact.created";
-    pub const DEDUPLICATED: &str = "artifact.deduplicated";
-    pub const UPLOADED: &str = "artifact.uploaded";
-    pub const AVAILABLE: &str = "artifact.available";
-    pub const FAILED: &str = "artifact.failed";
-    pub const DELETED: &str = "artifact.deleted";
-    pub const LEGAL_HOLD: &str = "artifact.legal_hold";
-    /// The lifecycle sweep removed the deleted artifact's catalog row.
-    pub const PURGED: &str = "artifact.purged";
-}
+use crate::telemetry::record_outcome;
 
 /// Bytes of `blob` were verified to be `sha`: the artifact (still `from_status`, its blob still
 /// `blob_from_state`) becomes available. Answers the artifact as it then is, or a 403
 /// `quota_exceeded` (`quota::is_refusal`) with nothing changed when it no longer fits.
 pub(super) async fn make_available(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     a: &artifact::Model,
     blob: &blob::Model,
     sha: Sha256,
     from_status: &str,
     blob_from_state: &str,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     let key = catalog_key(&blob.key)?;
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
-        let txn = app.db.begin().await?;
+        let txn = core.db.begin().await?;
         let hold = Hold::take(&txn, scope).await?;
         let existing = blobs::find_stored(&txn, scope, visibility_of(a), &sha).await?;
         let dup = match existing {
@@ -61,12 +48,12 @@ pub(super) async fn make_available(
                 }
                 Err(e) => return Err(e.into()),
                 // Settled by someone else meanwhile: answer what they made of it.
-                Ok(false) => return current(app, scope, a.artifact_id).await,
+                Ok(false) => return current(core, scope, a.artifact_id).await,
                 Ok(true) => None,
             },
         };
         let (blob_id, uri) = match &dup {
-            Some(e) => (e.id, app.store.uri(&catalog_key(&e.key)?)),
+            Some(e) => (e.id, core.store.uri(&catalog_key(&e.key)?)),
             None => (blob.id, a.uri.clone()),
         };
         let res = artifact::Entity::update_many()
@@ -84,7 +71,7 @@ pub(super) async fn make_available(
             .await?;
         if res.rows_affected == 0 {
             drop(txn);
-            return current(app, scope, a.artifact_id).await;
+            return current(core, scope, a.artifact_id).await;
         }
         let mut done = a.clone();
         done.status = artifact::STATUS_AVAILABLE.into();
@@ -108,41 +95,40 @@ pub(super) async fn make_available(
         txn.commit().await?;
         if dup.is_some() {
             // Nothing references our copy any more; a lost delete is found by the orphan check.
-            if let Err(e) = app.store.delete(&key).await {
+            if let Err(e) = core.store.delete(&key).await {
                 tracing::warn!(error = %e, key = %key, "could not remove a duplicate object");
             }
         }
-        app.changes.notify(done.artifact_id);
+        core.changes.notify(done.artifact_id);
         record_outcome("artifact_complete", "ok");
         tracing::info!(tenant.id = %scope.tenant, artifact.id = %done.artifact_id, deduplicated = dup.is_some(), "artifact available");
         return Ok(done);
     }
-    Err(ApiError::unavailable(
-        "contention",
+    Err(Problem::contention(
         "the artifact's content changed state repeatedly; retry",
     ))
 }
 
-async fn current(app: &App, scope: &Scope, id: Uuid) -> ApiResult<artifact::Model> {
-    get(app, scope, id).await
+async fn current(core: &Core, scope: &Scope, id: Uuid) -> Result<artifact::Model> {
+    get(core, scope, id).await
 }
 
 /// The bytes were refused: the artifact (if still `from_status`) and its blob become `failed`,
 /// with an event; then the object (and any open multipart upload) is removed.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn fail(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     a: &artifact::Model,
     blob: &blob::Model,
     from_status: &str,
     blob_from_state: &str,
-    code: &str,
+    code: Code,
     detail: &str,
-) -> ApiResult<()> {
+) -> Result<()> {
     let key = catalog_key(&blob.key)?;
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let res = artifact::Entity::update_many()
         .col_expr(
             artifact::Column::Status,
@@ -162,16 +148,16 @@ pub(super) async fn fail(
     ev.record(&txn).await?;
     txn.commit().await?;
     if let Some(upload_id) = &blob.upload_id {
-        if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+        if let Err(e) = core.store.abort_multipart(&key, upload_id).await {
             tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
         }
     }
-    if let Err(e) = app.store.delete(&key).await {
+    if let Err(e) = core.store.delete(&key).await {
         tracing::warn!(error = %e, key = %key, "could not remove a refused object");
     }
-    app.changes.notify(a.artifact_id);
+    core.changes.notify(a.artifact_id);
     record_outcome("artifact_complete", "failed");
-    tracing::info!(tenant.id = %scope.tenant, artifact.id = %a.artifact_id, code, "artifact refused");
+    tracing::info!(tenant.id = %scope.tenant, artifact.id = %a.artifact_id, code = code.as_str(), "artifact refused");
     Ok(())
 }
 
@@ -179,16 +165,16 @@ pub(super) async fn fail(
 /// against the quota and inserted `available` on a new blob, or on the stored blob of the same
 /// content, whose copy is removed. On refusal the caller removes the stored bytes.
 pub(super) async fn insert_available(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     id: Uuid,
     req: &NewArtifact,
     key: &ObjectKey,
     sha: Sha256,
-) -> ApiResult<artifact::Model> {
+) -> Result<artifact::Model> {
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
-        let txn = app.db.begin().await?;
+        let txn = core.db.begin().await?;
         let admitted = super::create::admit(&txn, scope, req).await?;
         let existing = blobs::find_stored(&txn, scope, req.visibility, &sha).await?;
         let (blob_id, uri, dup) = match existing {
@@ -196,7 +182,7 @@ pub(super) async fn insert_available(
                 if !blobs::add_ref(&txn, e.id, now).await? {
                     continue;
                 }
-                (e.id, app.store.uri(&catalog_key(&e.key)?), Some(e))
+                (e.id, core.store.uri(&catalog_key(&e.key)?), Some(e))
             }
             None => {
                 let blob_id = Uuid::now_v7();
@@ -215,7 +201,7 @@ pub(super) async fn insert_available(
                         continue
                     }
                     Err(e) => return Err(e.into()),
-                    Ok(_) => (blob_id, app.store.uri(key), None),
+                    Ok(_) => (blob_id, core.store.uri(key), None),
                 }
             }
         };
@@ -242,15 +228,14 @@ pub(super) async fn insert_available(
         txn.commit().await?;
         admitted.warn();
         if dup.is_some() {
-            if let Err(err) = app.store.delete(key).await {
+            if let Err(err) = core.store.delete(key).await {
                 tracing::warn!(error = %err, key = %key, "could not remove a duplicate object");
             }
         }
         tracing::info!(tenant.id = %scope.tenant, artifact.id = %id, deduplicated = dup.is_some(), "artifact stored");
         return Ok(a);
     }
-    Err(ApiError::unavailable(
-        "contention",
+    Err(Problem::contention(
         "the content changed state repeatedly; retry",
     ))
 }

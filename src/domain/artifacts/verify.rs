@@ -9,32 +9,25 @@
 //! upload held.
 use entity::{artifact, blob};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{complete::verify_stored, settle::fail};
-use crate::{app::AppState, auth::Scope, error::ApiError, metering::quota};
+use crate::{auth::Scope, core::Core, metering::quota, problem::Problem};
 
 /// Objects hashed at once.
 pub const CONCURRENCY: usize = 2;
 
-#[derive(Clone)]
-pub struct VerifyQueue(mpsc::UnboundedSender<Uuid>);
+pub use crate::core::VerifyQueue;
 
-impl VerifyQueue {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Uuid>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
-    }
-
-    pub fn enqueue(&self, id: Uuid) {
-        // Closed only when the server is stopping; `recover` picks the work up at the next start.
-        let _ = self.0.send(id);
-    }
+/// Whether a verification that failed with `e` should run again later: when the store or the
+/// catalog was out, a concurrent change won, or something broke on Cairn's side. A refusal of
+/// the bytes is final (it has been recorded on the artifact).
+pub fn worth_retry(e: &Problem) -> bool {
+    e.is_transient()
 }
 
 /// Queues every artifact whose multipart upload is complete but not yet verified.
-pub async fn recover(app: &AppState) -> Result<(), ApiError> {
+pub async fn recover(core: &Core) -> Result<(), Problem> {
     let ids: Vec<Uuid> = artifact::Entity::find()
         .select_only()
         .column(artifact::Column::ArtifactId)
@@ -42,7 +35,7 @@ pub async fn recover(app: &AppState) -> Result<(), ApiError> {
         .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
         .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
         .into_tuple()
-        .all(&app.db)
+        .all(&core.db)
         .await?;
     if !ids.is_empty() {
         tracing::info!(
@@ -51,17 +44,16 @@ pub async fn recover(app: &AppState) -> Result<(), ApiError> {
         );
     }
     for id in ids {
-        app.verify_queue.enqueue(id);
+        core.verify_queue.enqueue(id);
     }
     Ok(())
 }
 
-/// Verifies the upload of artifact `id` if it still waits for it; an error worth a retry is an
-/// outage (5xx).
-pub async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
+/// Verifies one artifact whose multipart upload is complete, if it still waits for it.
+pub async fn verify_one(core: &Core, id: Uuid) -> Result<(), Problem> {
     let Some(a) = artifact::Entity::find_by_id(id)
         .filter(artifact::Column::Status.eq(artifact::STATUS_UPLOADING))
-        .one(&app.db)
+        .one(&core.db)
         .await?
     else {
         return Ok(());
@@ -71,7 +63,7 @@ pub async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     };
     let Some(blob) = blob::Entity::find_by_id(blob_id)
         .filter(blob::Column::State.eq(blob::STATE_VERIFYING))
-        .one(&app.db)
+        .one(&core.db)
         .await?
     else {
         return Ok(());
@@ -79,7 +71,7 @@ pub async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     let scope = Scope::system(&a.tenant_id, &a.env, &a.created_by)?;
     tracing::info!(artifact.id = %id, size_bytes = a.size_bytes, "verifying a completed upload");
     match verify_stored(
-        app,
+        core,
         &scope,
         &a,
         &blob,
@@ -90,19 +82,19 @@ pub async fn verify_one(app: &AppState, id: Uuid) -> Result<(), ApiError> {
     {
         Err(e) if quota::is_refusal(&e) => {
             fail(
-                app,
+                core,
                 &scope,
                 &a,
                 &blob,
                 artifact::STATUS_UPLOADING,
                 blob::STATE_VERIFYING,
                 quota::REFUSED,
-                &e.detail,
+                e.detail(),
             )
             .await
         }
         // A refusal has been recorded on the artifact; only outages are worth a retry.
-        Err(e) if !e.status.is_server_error() => Ok(()),
+        Err(e) if !worth_retry(&e) => Ok(()),
         other => other.map(|_| ()),
     }
 }

@@ -8,46 +8,21 @@ use entity::artifact;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::{app::App, auth::Scope, error::ApiResult};
+pub use crate::core::Changes;
+use crate::{auth::Scope, core::Core, problem::Result};
 
 /// How often a waiter re-reads the catalog when nothing in this process woke it.
 const REREAD: Duration = Duration::from_secs(2);
-
-/// Status changes of artifacts in this process.
-#[derive(Clone)]
-pub struct Changes(broadcast::Sender<Uuid>);
-
-impl Default for Changes {
-    fn default() -> Self {
-        Self(broadcast::channel(1024).0)
-    }
-}
-
-impl Changes {
-    pub fn notify(&self, id: Uuid) {
-        // No receiver is not an error: nobody is waiting.
-        let _ = self.0.send(id);
-    }
-
-    fn subscribe(&self) -> broadcast::Receiver<Uuid> {
-        self.0.subscribe()
-    }
-}
 
 fn settled(a: &artifact::Model) -> bool {
     a.status != artifact::STATUS_PENDING && a.status != artifact::STATUS_UPLOADING
 }
 
 /// The artifact once it has left `pending`/`uploading`, or as it is when `wait` runs out.
-pub async fn wait(
-    app: &App,
-    scope: &Scope,
-    id: Uuid,
-    wait: Duration,
-) -> ApiResult<artifact::Model> {
+pub async fn wait(core: &Core, scope: &Scope, id: Uuid, wait: Duration) -> Result<artifact::Model> {
     // Subscribe before reading, so a change between the read and the wait is not missed.
-    let mut rx = app.changes.subscribe();
-    let mut current = super::get(app, scope, id).await?;
+    let mut rx = core.changes.subscribe();
+    let mut current = super::get(core, scope, id).await?;
     let deadline = tokio::time::Instant::now() + wait;
     while !settled(&current) {
         let now = tokio::time::Instant::now();
@@ -68,7 +43,7 @@ pub async fn wait(
             }
         })
         .await;
-        current = super::get(app, scope, id).await?;
+        current = super::get(core, scope, id).await?;
     }
     Ok(current)
 }

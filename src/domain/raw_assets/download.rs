@@ -9,27 +9,27 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{catalog_time, Filename};
 use crate::{
-    app::App,
     auth::Scope,
     cdn::Download,
-    error::{ApiError, ApiResult},
+    core::Core,
     events::kind,
-    http::metrics::record_outcome,
+    problem::{Code, Problem, Result},
+    telemetry::record_outcome,
 };
 
 /// A URL that downloads the asset's bytes until `expires_in` (or `CAIRN_PRESIGN_TTL_SECS`),
 /// named after it: inline where its type allows, as an attachment when `attachment`.
 pub async fn presign_download(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     asset_id: Uuid,
     expires_in: Option<u64>,
     attachment: bool,
-) -> ApiResult<(String, DateTime<Utc>)> {
-    let asset = get(app, scope, asset_id).await?;
+) -> Result<(String, DateTime<Utc>)> {
+    let asset = get(core, scope, asset_id).await?;
     if asset.status != raw_asset::STATUS_REGISTERED {
-        return Err(ApiError::conflict(
-            "not_registered",
+        return Err(Problem::conflict(
+            Code::NotRegistered,
             format!(
                 "the asset is {}; only registered assets can be downloaded",
                 asset.status
@@ -37,38 +37,38 @@ pub async fn presign_download(
         ));
     }
     let blob = blob::Entity::find_by_id(asset.blob_id)
-        .one(&app.db)
+        .one(&core.db)
         .await?
-        .ok_or_else(|| ApiError::internal("asset without blob"))?;
+        .ok_or_else(|| Problem::internal("asset without blob"))?;
     let key = catalog_key(&blob.key)?;
     let filename = Filename::parse(&asset.filename)
-        .map_err(|_| ApiError::internal("bad filename in catalog"))?;
+        .map_err(|_| Problem::internal("bad filename in catalog"))?;
     let now = catalog_time(Utc::now());
-    let ttl = expires_in.unwrap_or(app.config.presign_ttl_secs);
+    let ttl = expires_in.unwrap_or(core.presign_ttl_secs);
     let d = Download {
         filename: &filename,
         content_type: &asset.content_type,
         attachment,
     };
     // On a role a presigned URL dies with the session: `expires_at` is when it really does.
-    let (url, expires_at) = app
+    let (url, expires_at) = core
         .cdn
         .private_url(
-            &*app.store,
+            &*core.store,
             &key,
             &d,
             now + Duration::seconds(ttl as i64),
             now,
         )
         .await?;
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
     ev.record(&txn).await?;
     txn.commit().await?;
     // Counted in memory, recorded with the next flush.
     let (tenant, env) = (scope.tenant.as_str(), scope.env.as_str());
-    app.usage_buffer
+    core.usage_buffer
         .urls_issued(tenant, env, 1, asset.size_bytes, now);
     record_outcome("presign_download", "ok");
     Ok((url, expires_at))

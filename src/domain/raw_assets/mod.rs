@@ -4,15 +4,15 @@
 use chrono::{DateTime, Utc};
 use entity::{blob, raw_asset};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::{blobs, media::Visibility, ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+pub(crate) use crate::events::asset_event;
 use crate::{
-    app::App,
     auth::Scope,
-    error::{ApiError, ApiResult},
-    events::Event,
+    core::Core,
+    problem::{Problem, Result},
     storage::{Upload, UploadMethod, UploadedPart},
 };
 pub(super) use blobs::add_ref;
@@ -67,25 +67,8 @@ pub struct Register {
     pub parts: Option<Vec<UploadedPart>>,
 }
 
-pub(super) fn catalog_key(key: &str) -> ApiResult<ObjectKey> {
-    ObjectKey::parse(key).ok_or_else(|| ApiError::internal(format!("bad key in catalog: {key}")))
-}
-
-pub(super) fn lineage(a: &raw_asset::Model) -> Value {
-    json!({ "blob_id": a.blob_id, "source_ref": a.source_ref })
-}
-
-pub(crate) fn asset_event<'a>(
-    k: &'static str,
-    scope: &'a Scope,
-    a: &raw_asset::Model,
-    now: DateTime<Utc>,
-) -> Event<'a> {
-    let mut e = Event::new(k, scope, a.asset_id, now);
-    e.lineage = lineage(a);
-    e.pii_flags = a.pii_flags.clone();
-    e.train_ok = Some(a.train_ok);
-    e
+pub(super) fn catalog_key(key: &str) -> Result<ObjectKey> {
+    ObjectKey::parse(key).ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))
 }
 
 pub(super) async fn find_stored_blob(
@@ -97,12 +80,12 @@ pub(super) async fn find_stored_blob(
 }
 
 /// The asset in the caller's tenant and env, unless deleted. Anything else is "not found".
-pub async fn get(app: &App, scope: &Scope, asset_id: Uuid) -> ApiResult<raw_asset::Model> {
+pub async fn get(core: &Core, scope: &Scope, asset_id: Uuid) -> Result<raw_asset::Model> {
     raw_asset::Entity::find_by_id(asset_id)
         .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
         .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-        .one(&app.db)
+        .one(&core.db)
         .await?
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(Problem::not_found)
 }

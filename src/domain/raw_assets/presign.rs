@@ -10,27 +10,27 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{catalog_time, ObjectKey};
 use crate::{
-    app::App,
     auth::Scope,
-    error::{ApiError, ApiResult},
+    core::Core,
     events::kind,
-    http::metrics::record_outcome,
     metering::{
         counters::{self, Delta},
         quota::{self, Hold},
     },
+    problem::{Code, Problem, Result},
     storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
+    telemetry::record_outcome,
 };
 
-pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> ApiResult<Presigned> {
+pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> Result<Presigned> {
     scope.require_write()?;
-    quota::would_admit(&app.db, scope, req.size.as_i64()).await?;
+    quota::would_admit(&core.db, scope, req.size.as_i64()).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
-        if let Some(existing) = find_stored_blob(&app.db, scope, sha).await? {
+        if let Some(existing) = find_stored_blob(&core.db, scope, sha).await? {
             if existing.size_bytes != req.size.as_i64() {
-                return Err(ApiError::unprocessable(
-                    "size_mismatch",
+                return Err(Problem::unprocessable(
+                    Code::SizeMismatch,
                     format!(
                         "content with this sha256 is {} bytes, not {}",
                         existing.size_bytes,
@@ -38,7 +38,7 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
                     ),
                 ));
             }
-            if let Some(asset) = dedup(app, scope, &req, &existing, now).await? {
+            if let Some(asset) = dedup(core, scope, &req, &existing, now).await? {
                 record_outcome("presign_upload", "deduplicated");
                 return Ok(Presigned::Deduplicated(Box::new(asset)));
             }
@@ -50,8 +50,8 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
     let key = ObjectKey::raw_asset(&scope.tenant, &scope.env, asset_id, &req.filename);
     // On a role the URL dies with the session: the answer says when that is.
     let expires_at = crate::storage::url_expiry(
-        &*app.store,
-        now + Duration::seconds(app.config.presign_ttl_secs as i64),
+        &*core.store,
+        now + Duration::seconds(core.presign_ttl_secs as i64),
     )
     .await?;
     let spec = UploadSpec {
@@ -63,30 +63,30 @@ pub async fn presign_upload(app: &App, scope: &Scope, req: PresignUpload) -> Api
         expires_at,
     };
     // Large files go up in parts where the store wants that (S3); the local store takes any size.
-    let multipart =
-        if req.method == UploadMethod::Put && req.size.get() > app.config.multipart_threshold {
-            app.store.presign_multipart(&spec).await?
-        } else {
-            None
-        };
+    let multipart = if req.method == UploadMethod::Put && req.size.get() > core.multipart_threshold
+    {
+        core.store.presign_multipart(&spec).await?
+    } else {
+        None
+    };
     let upload = match multipart {
         Some(upload) => upload,
-        None => app.store.presign_upload(&spec, req.method).await?,
+        None => core.store.presign_upload(&spec, req.method).await?,
     };
     let upload_id = match &upload {
         Upload::Multipart { upload_id, .. } => Some(upload_id.clone()),
         _ => None,
     };
-    let uri = app.store.uri(&key);
+    let uri = core.store.uri(&key);
     let blob_id = Uuid::now_v7();
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let hold = Hold::take(&txn, scope).await?;
     let admitted = match hold.admit(&txn, scope, req.size.as_i64()).await {
         Ok(a) => a,
         Err(refusal) => {
             drop(txn);
             if let Some(upload_id) = &upload_id {
-                if let Err(e) = app.store.abort_multipart(&key, upload_id).await {
+                if let Err(e) = core.store.abort_multipart(&key, upload_id).await {
                     tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
                 }
             }
@@ -179,13 +179,13 @@ fn new_asset(
 
 /// Registers a new asset on an already stored blob. `None` when the blob stopped being stored.
 async fn dedup(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     req: &PresignUpload,
     existing: &blob::Model,
     now: DateTime<Utc>,
-) -> ApiResult<Option<raw_asset::Model>> {
-    let txn = app.db.begin().await?;
+) -> Result<Option<raw_asset::Model>> {
+    let txn = core.db.begin().await?;
     let admitted = Hold::take(&txn, scope)
         .await?
         .admit(&txn, scope, req.size.as_i64())
@@ -194,7 +194,7 @@ async fn dedup(
         return Ok(None);
     }
     let asset_id = Uuid::now_v7();
-    let uri = app.store.uri(&catalog_key(&existing.key)?);
+    let uri = core.store.uri(&catalog_key(&existing.key)?);
     let asset = new_asset(
         scope,
         asset_id,

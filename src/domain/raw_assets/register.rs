@@ -13,26 +13,26 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::{blobs, catalog_time, ObjectKey};
 use crate::{
-    app::App,
     auth::Scope,
-    error::{ApiError, ApiResult},
+    core::Core,
     events::kind,
-    http::metrics::record_outcome,
     metering::{
         counters::{self, Delta},
         quota::Hold,
     },
+    problem::{Code, Problem, Result},
     storage::StoreError,
+    telemetry::record_outcome,
 };
 
-pub async fn register(app: &App, scope: &Scope, req: Register) -> ApiResult<raw_asset::Model> {
+pub async fn register(core: &Core, scope: &Scope, req: Register) -> Result<raw_asset::Model> {
     scope.require_write()?;
-    let asset = get(app, scope, req.asset_id).await?;
+    let asset = get(core, scope, req.asset_id).await?;
     match asset.status.as_str() {
-        raw_asset::STATUS_PENDING => verify_and_register(app, scope, asset, &req).await,
-        raw_asset::STATUS_REGISTERED => already_registered(app, scope, asset, &req).await,
-        _ => Err(ApiError::conflict(
-            "asset_failed",
+        raw_asset::STATUS_PENDING => verify_and_register(core, scope, asset, &req).await,
+        raw_asset::STATUS_REGISTERED => already_registered(core, scope, asset, &req).await,
+        _ => Err(Problem::conflict(
+            Code::AssetFailed,
             "this asset failed verification; presign a new upload",
         )),
     }
@@ -61,14 +61,14 @@ fn same_descriptive(a: &raw_asset::Model, d: &Descriptive) -> bool {
 /// The one exception is an asset deduplicated at presign, whose first register call supplies the
 /// descriptive fields it could not have had.
 async fn already_registered(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     asset: raw_asset::Model,
     req: &Register,
-) -> ApiResult<raw_asset::Model> {
+) -> Result<raw_asset::Model> {
     if !same_facts(&asset, req) {
-        return Err(ApiError::conflict(
-            "asset_conflict",
+        return Err(Problem::conflict(
+            Code::AssetConflict,
             "the asset is registered with a different sha256, size or content type",
         ));
     }
@@ -76,14 +76,14 @@ async fn already_registered(
         return if same_descriptive(&asset, &req.descriptive) {
             Ok(asset)
         } else {
-            Err(ApiError::conflict(
-                "asset_conflict",
+            Err(Problem::conflict(
+                Code::AssetConflict,
                 "the asset is registered with different descriptive fields",
             ))
         };
     }
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let updated = seal(
         &txn,
         &asset,
@@ -96,8 +96,8 @@ async fn already_registered(
     let Some(updated) = updated else {
         // Sealed concurrently: answer as for any sealed asset.
         drop(txn);
-        let fresh = get(app, scope, asset.asset_id).await?;
-        return Box::pin(already_registered(app, scope, fresh, req)).await;
+        let fresh = get(core, scope, asset.asset_id).await?;
+        return Box::pin(already_registered(core, scope, fresh, req)).await;
     };
     asset_event(kind::RAW_REGISTERED, scope, &updated, now)
         .record(&txn)
@@ -162,18 +162,18 @@ async fn seal(
 }
 
 async fn verify_and_register(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     asset: raw_asset::Model,
     req: &Register,
-) -> ApiResult<raw_asset::Model> {
+) -> Result<raw_asset::Model> {
     let blob = blob::Entity::find_by_id(asset.blob_id)
-        .one(&app.db)
+        .one(&core.db)
         .await?
-        .ok_or_else(|| ApiError::internal("asset without blob"))?;
+        .ok_or_else(|| Problem::internal("asset without blob"))?;
     let key = catalog_key(&blob.key)?;
     if let Some(upload_id) = &blob.upload_id {
-        match app
+        match core
             .store
             .complete_multipart(&key, upload_id, req.parts.as_deref())
             .await
@@ -182,52 +182,52 @@ async fn verify_and_register(
             Err(StoreError::Other(detail)) => {
                 let detail = format!("the multipart upload cannot be completed: {detail}");
                 fail(
-                    app,
+                    core,
                     scope,
                     &asset,
                     &blob,
                     &key,
-                    "upload_incomplete",
+                    Code::UploadIncomplete,
                     &detail,
                 )
                 .await?;
                 record_outcome("register", "failed");
-                return Err(ApiError::unprocessable("upload_incomplete", detail));
+                return Err(Problem::unprocessable(Code::UploadIncomplete, detail));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    let stored = app.store.facts(&key).await?;
+    let stored = core.store.facts(&key).await?;
     let mismatch = match stored {
         None => Some((
-            "object_missing",
+            Code::ObjectMissing,
             "no object was uploaded for this asset".to_owned(),
         )),
         Some((size, _)) if size != req.size.get() => Some((
-            "size_mismatch",
+            Code::SizeMismatch,
             format!("the stored object is {size} bytes, not {}", req.size.get()),
         )),
         Some((_, sha)) if sha != req.sha256 => Some((
-            "checksum_mismatch",
+            Code::ChecksumMismatch,
             format!("the stored object's sha256 is {sha}, not {}", req.sha256),
         )),
         Some(_) if asset.content_type != req.content_type.as_str() => Some((
-            "content_type_mismatch",
+            Code::ContentTypeMismatch,
             format!("the upload was presigned as `{}`", asset.content_type),
         )),
         Some(_) => None,
     };
     if let Some((code, detail)) = mismatch {
-        fail(app, scope, &asset, &blob, &key, code, &detail).await?;
+        fail(core, scope, &asset, &blob, &key, code, &detail).await?;
         record_outcome("register", "failed");
-        return Err(ApiError::unprocessable(code, detail));
+        return Err(Problem::unprocessable(code, detail));
     }
 
     // Verified. Commit, pointing the asset at an already stored blob of the same content if the
     // tenant+env has one (two uploads of one file raced, or the client skipped the sha256).
     for _ in 0..3 {
         let now = catalog_time(Utc::now());
-        let txn = app.db.begin().await?;
+        let txn = core.db.begin().await?;
         let hold = Hold::take(&txn, scope).await?;
         let existing = find_stored_blob(&txn, scope, &req.sha256).await?;
         let mut asset = asset.clone();
@@ -256,7 +256,7 @@ async fn verify_and_register(
             }
         };
         let new_blob = match &duplicate_of {
-            Some(e) => Some((e.id, app.store.uri(&catalog_key(&e.key)?))),
+            Some(e) => Some((e.id, core.store.uri(&catalog_key(&e.key)?))),
             None => None,
         };
         let sealed = seal(
@@ -271,8 +271,8 @@ async fn verify_and_register(
         let Some(registered) = sealed else {
             // Registered concurrently by another call: answer as a repeat registration.
             drop(txn);
-            let fresh = get(app, scope, asset.asset_id).await?;
-            return already_registered(app, scope, fresh, req).await;
+            let fresh = get(core, scope, asset.asset_id).await?;
+            return already_registered(core, scope, fresh, req).await;
         };
         if let Some(dup) = &duplicate_of {
             blob::Entity::delete_by_id(blob.id).exec(&txn).await?;
@@ -302,7 +302,7 @@ async fn verify_and_register(
         if duplicate_of.is_some() {
             // The catalog no longer references our copy. If this delete is lost, the orphan
             // check of the lifecycle sweep finds the object.
-            if let Err(e) = app.store.delete(&key).await {
+            if let Err(e) = core.store.delete(&key).await {
                 tracing::warn!(error = %e, key = %key, "could not remove a duplicate object");
             }
         }
@@ -310,24 +310,23 @@ async fn verify_and_register(
         tracing::info!(tenant.id = %scope.tenant, asset.id = %registered.asset_id, "asset registered");
         return Ok(registered);
     }
-    Err(ApiError::unavailable(
-        "contention",
+    Err(Problem::contention(
         "the asset's content changed state repeatedly; retry",
     ))
 }
 
 /// Marks the asset and its blob `failed` with an event, then removes the refused object.
 async fn fail(
-    app: &App,
+    core: &Core,
     scope: &Scope,
     asset: &raw_asset::Model,
     blob: &blob::Model,
     key: &ObjectKey,
-    code: &str,
+    code: Code,
     detail: &str,
-) -> ApiResult<()> {
+) -> Result<()> {
     let now = catalog_time(Utc::now());
-    let txn = app.db.begin().await?;
+    let txn = core.db.begin().await?;
     let res = raw_asset::Entity::update_many()
         .col_expr(
             raw_asset::Column::Status,
@@ -348,13 +347,13 @@ async fn fail(
     ev.record(&txn).await?;
     txn.commit().await?;
     if let Some(upload_id) = &blob.upload_id {
-        if let Err(e) = app.store.abort_multipart(key, upload_id).await {
+        if let Err(e) = core.store.abort_multipart(key, upload_id).await {
             tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
         }
     }
-    if let Err(e) = app.store.delete(key).await {
+    if let Err(e) = core.store.delete(key).await {
         tracing::warn!(error = %e, key = %key, "could not remove a refused object");
     }
-    tracing::info!(tenant.id = %scope.tenant, asset.id = %asset.asset_id, code, "registration refused");
+    tracing::info!(tenant.id = %scope.tenant, asset.id = %asset.asset_id, code = code.as_str(), "registration refused");
     Ok(())
 }

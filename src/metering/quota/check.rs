@@ -6,17 +6,17 @@ use std::collections::BTreeMap;
 use entity::quota;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::problem::{Code, Problem};
 
 /// The shares of a limit at which Cairn warns.
 pub const WARN_AT: [u32; 2] = [80, 95];
 
 /// The problem code of a refusal (and of an artifact the background verifier failed for one).
-pub const REFUSED: &str = "quota_exceeded";
+pub const REFUSED: Code = Code::QuotaExceeded;
 
 /// Whether `e` is a quota refusal.
-pub fn is_refusal(e: &ApiError) -> bool {
-    e.code == REFUSED && e.status == axum::http::StatusCode::FORBIDDEN
+pub fn is_refusal(e: &Problem) -> bool {
+    matches!(e, Problem::Quota { .. })
 }
 
 /// Objects and logical bytes.
@@ -138,7 +138,7 @@ pub(super) fn judge(
     limits: &[quota::Model],
     usage: &Usage,
     bytes: i64,
-) -> Result<Admitted, ApiError> {
+) -> Result<Admitted, Problem> {
     let mut checks = Vec::new();
     for l in limits
         .iter()
@@ -173,7 +173,7 @@ pub(super) fn judge(
     })
 }
 
-fn refusal(tenant: &str, env: &str, c: &Check) -> ApiError {
+fn refusal(tenant: &str, env: &str, c: &Check) -> Problem {
     metrics::counter!("cairn_quota_refusals_total", "tenant" => tenant.to_owned()).increment(1);
     tracing::warn!(
         tenant.id = tenant,
@@ -195,19 +195,15 @@ fn refusal(tenant: &str, env: &str, c: &Check) -> ApiError {
     } else {
         String::new()
     };
-    ApiError::forbidden_code(
-        REFUSED,
-        format!(
+    Problem::Quota {
+        detail: format!(
             "{} uses {}{unit}{held} of its {}{unit} quota; this item needs {} more",
             c.scope_name(tenant),
             c.used,
             c.limit,
             c.adding
         ),
-    )
-    .with(
-        "quota",
-        json!({
+        quota: json!({
             "tenant_id": tenant,
             "env": c.env,
             "measure": c.measure,
@@ -215,7 +211,7 @@ fn refusal(tenant: &str, env: &str, c: &Check) -> ApiError {
             "requested": c.adding,
             "limit": c.limit,
         }),
-    )
+    }
 }
 
 #[cfg(test)]
@@ -264,17 +260,21 @@ mod tests {
         };
         let env_limit = [limit("dev", Some(1000), None)];
         assert!(judge("t", "dev", &env_limit, &usage, 500).is_ok());
-        let e = judge("t", "dev", &env_limit, &usage, 501).unwrap_err();
-        let q = &e.extra.unwrap()["quota"];
+        // The refusal's detail and its `quota` problem member.
+        let refusal = |e: Problem| match e {
+            Problem::Quota { detail, quota } => (detail, quota),
+            other => panic!("not a quota refusal: {other}"),
+        };
+        let (detail, q) = refusal(judge("t", "dev", &env_limit, &usage, 501).unwrap_err());
         assert_eq!(
             (q["used"].as_i64(), q["env"].as_str()),
             (Some(500), Some("dev"))
         );
-        assert!(e.detail.contains("200 bytes of them held"), "{}", e.detail);
+        assert!(detail.contains("200 bytes of them held"), "{}", detail);
         // prod is not limited by dev's limit; the total counts every env.
         assert!(judge("t", "prod", &env_limit, &usage, 5000).is_ok());
         let total = [limit(quota::ALL_ENVS, None, Some(3))];
-        let e = judge("t", "prod", &total, &usage, 1).unwrap_err();
-        assert_eq!(e.extra.unwrap()["quota"]["used"], 3);
+        let (_, q) = refusal(judge("t", "prod", &total, &usage, 1).unwrap_err());
+        assert_eq!(q["used"], 3);
     }
 }

@@ -31,7 +31,7 @@ use sea_orm::{
 };
 
 use super::check::{judge, Admitted, Amount, Usage};
-use crate::{auth::Scope, error::ApiError, metering::reconcile::sum};
+use crate::{auth::Scope, metering::reconcile::sum, problem::Problem};
 
 /// The tenant's limits that apply in `env` (its total and the env's), and its quota held for
 /// the rest of the transaction it was taken in.
@@ -63,7 +63,7 @@ impl Hold {
         txn: &DatabaseTransaction,
         scope: &Scope,
         bytes: i64,
-    ) -> Result<Admitted, ApiError> {
+    ) -> Result<Admitted, Problem> {
         if self.limits.is_empty() {
             return Ok(Admitted::default());
         }
@@ -84,7 +84,7 @@ impl Hold {
         txn: &DatabaseTransaction,
         scope: &Scope,
         bytes: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Problem> {
         if self.limits.is_empty() {
             return Ok(());
         }
@@ -100,7 +100,7 @@ pub async fn would_admit<C: ConnectionTrait>(
     db: &C,
     scope: &Scope,
     bytes: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     early(db, scope, bytes, true).await
 }
 
@@ -109,7 +109,7 @@ pub async fn would_settle<C: ConnectionTrait>(
     db: &C,
     scope: &Scope,
     bytes: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     early(db, scope, bytes, false).await
 }
 
@@ -118,7 +118,7 @@ async fn early<C: ConnectionTrait>(
     scope: &Scope,
     bytes: i64,
     with_held: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let limits = limits(db, scope).await?;
     if limits.is_empty() {
         return Ok(());
