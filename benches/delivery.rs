@@ -139,24 +139,26 @@ async fn main() {
 
 async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        // `CAIRN_BENCH_DATABASE_URL=postgres://...` measures on Postgres (an empty database).
-        database_url: std::env::var("CAIRN_BENCH_DATABASE_URL").ok(),
-        storage: Some("local".into()),
-        data_dir: dir.path().to_owned(),
-        s3_force_path_style: "false".into(),
-        s3_conditional_writes: "true".into(),
-        multipart_threshold: "8388608".into(),
-        listen: "127.0.0.1:0".into(),
-        presign_ttl_secs: "3600".into(),
-        max_upload_bytes: "1048576".into(),
-        jwt_secret: Some("bench-secret-0123456789abcdef0123456789".into()),
-        envs: "dev".into(),
-        cdn_domain: Some("d111111abcdef8.cloudfront.net".into()),
-        cloudfront_key_pair_id: Some("KBENCH".into()),
-        cloudfront_private_key: Some(fixture(key_file)),
-        ..Default::default()
-    };
+    let key = fixture(key_file);
+    let mut settings = Settings::from_vars([
+        ("CAIRN_STORAGE", "local"),
+        ("CAIRN_DATA_DIR", dir.path().to_str().unwrap()),
+        ("CAIRN_LISTEN", "127.0.0.1:0"),
+        ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+        (
+            "CAIRN_JWT_SECRET",
+            "bench-secret-0123456789abcdef0123456789",
+        ),
+        ("CAIRN_ENVS", "dev"),
+        ("CAIRN_CDN_DOMAIN", "d111111abcdef8.cloudfront.net"),
+        ("CAIRN_CLOUDFRONT_KEY_PAIR_ID", "KBENCH"),
+        ("CAIRN_CLOUDFRONT_PRIVATE_KEY", &key),
+    ])
+    .unwrap();
+    // `CAIRN_BENCH_DATABASE_URL=postgres://...` measures on Postgres (an empty database).
+    if let Ok(url) = std::env::var("CAIRN_BENCH_DATABASE_URL") {
+        settings.set("DATABASE_URL", &url);
+    }
     let config = Config::from_settings(&settings).unwrap();
     let claims = Claims {
         sub: "bench".into(),

@@ -271,26 +271,38 @@ fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 }
 
 fn settings(data_dir: &std::path::Path, bucket: &str) -> Settings {
-    Settings {
-        database_url: std::env::var("CAIRN_BENCH_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty()),
-        storage: Some("s3".into()),
-        data_dir: data_dir.to_owned(),
-        raw_bucket: Some(bucket.to_owned()),
-        s3_force_path_style: "true".into(),
-        s3_conditional_writes: "false".into(),
-        aws_region: std::env::var("AWS_REGION").ok(),
-        aws_endpoint_url_s3: std::env::var("AWS_ENDPOINT_URL_S3").ok(),
-        multipart_threshold: "8388608".into(),
-        listen: "127.0.0.1:0".into(),
-        presign_ttl_secs: "3600".into(),
-        max_upload_bytes: "1048576".into(),
-        jwt_secret: Some("bench-secret-0123456789abcdef0123456789".into()),
-        envs: ENV.into(),
-        purge_concurrency: std::env::var("CAIRN_PURGE_CONCURRENCY").ok(),
-        ..Default::default()
+    let mut s = Settings::from_vars([
+        ("CAIRN_STORAGE", "s3"),
+        ("CAIRN_DATA_DIR", data_dir.to_str().unwrap()),
+        ("RAW_BUCKET", bucket),
+        ("CAIRN_S3_FORCE_PATH_STYLE", "true"),
+        ("CAIRN_S3_CONDITIONAL_WRITES", "false"),
+        ("CAIRN_LISTEN", "127.0.0.1:0"),
+        ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+        (
+            "CAIRN_JWT_SECRET",
+            "bench-secret-0123456789abcdef0123456789",
+        ),
+        ("CAIRN_ENVS", ENV),
+    ])
+    .unwrap();
+    // What the bench's environment says of these, as `cairn serve` would read it.
+    for var in [
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL_S3",
+        "CAIRN_PURGE_CONCURRENCY",
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            s.set(var, &v);
+        }
     }
+    if let Some(url) = std::env::var("CAIRN_BENCH_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        s.set("DATABASE_URL", &url);
+    }
+    s
 }
 
 /// Object `i`'s content: 64 bytes, distinct per mode and item.

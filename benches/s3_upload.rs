@@ -11,7 +11,7 @@ use std::time::Instant;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use cairn::{
-    config::S3Config,
+    config::{EndpointUrl, S3Config},
     domain::{ContentType, ObjectKey, SizeBytes},
     storage::{ObjectStore, UploadSpec, PRIVATE_IMMUTABLE},
 };
@@ -43,7 +43,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let size = mib * MIB;
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").ok();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .ok()
+        .map(|u| EndpointUrl::parse(&u).expect("AWS_ENDPOINT_URL_S3"));
     let sdk = aws_config::load_from_env().await;
     let client = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

@@ -63,23 +63,26 @@ async fn main() {
     let tenants = env_u64("CAIRN_BENCH_USAGE_TENANTS", 1_000).max(1);
     let rounds = env_u64("CAIRN_BENCH_USAGE_ROUNDS", 200).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        database_url: std::env::var("CAIRN_BENCH_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty()),
-        storage: Some("local".into()),
-        data_dir: dir.path().to_owned(),
-        s3_force_path_style: "false".into(),
-        s3_conditional_writes: "true".into(),
-        multipart_threshold: "8388608".into(),
-        listen: "127.0.0.1:0".into(),
-        presign_ttl_secs: "3600".into(),
-        max_upload_bytes: "1048576".into(),
-        jwt_secret: Some("bench-secret-0123456789abcdef0123456789".into()),
-        envs: ENVS.join(","),
-        jobs: Some("off".into()),
-        ..Default::default()
-    };
+    let envs = ENVS.join(",");
+    let mut settings = Settings::from_vars([
+        ("CAIRN_STORAGE", "local"),
+        ("CAIRN_DATA_DIR", dir.path().to_str().unwrap()),
+        ("CAIRN_LISTEN", "127.0.0.1:0"),
+        ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+        (
+            "CAIRN_JWT_SECRET",
+            "bench-secret-0123456789abcdef0123456789",
+        ),
+        ("CAIRN_ENVS", &envs),
+        ("CAIRN_JOBS", "off"),
+    ])
+    .unwrap();
+    if let Some(url) = std::env::var("CAIRN_BENCH_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        settings.set("DATABASE_URL", &url);
+    }
     let config = Config::from_settings(&settings).unwrap();
     let backend = if config.database_url.expose().starts_with("postgres") {
         "Postgres"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference vectors for Cairn's CloudFront signer (src/cdn/signer.rs), made by AWS's own
+"""Reference vectors for Cairn's CloudFront signer (src/signer/), made by AWS's own
 implementation: botocore's `CloudFrontSigner` (policy JSON, CloudFront base64, URL building) with
 `cryptography` doing the RSA / ECDSA signing it delegates to a callback.
 

@@ -20,8 +20,10 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod metering;
 pub mod problem;
+pub mod signer;
 pub mod storage;
 pub mod telemetry;
+pub mod usage;
 
 use crate::core::{Changes, Core, VerifyQueue};
 use app::{App, AppState};
@@ -59,6 +61,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 /// What `cairn lifecycle run` needs: the store and the existing catalog, without a server.
+/// `config` as start-up left it ([`Config::provision`]): the local store's key read.
 pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
     let (store, _) = open_store(config).await?;
     let db = existing_catalog(config).await?;
@@ -83,7 +86,10 @@ async fn open_store(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
-            (Arc::new(open_local(root, &public_url, signing_key)?), None)
+            (
+                Arc::new(open_local(root, &public_url, signing_key.secret()?)?),
+                None,
+            )
         }
     };
     Ok((store, s3))
@@ -215,12 +221,11 @@ async fn start_jobs(
         lc: (*state.lifecycle).clone(),
         opts: Default::default(),
     };
-    let cron = |setting, expr: &str| Schedule::Cron {
-        setting,
-        expr: expr.to_owned(),
-    };
     runner
-        .add(cron("CAIRN_LIFECYCLE_CRON", &sweep.lc.config.cron), sweep)
+        .add(
+            Schedule::Cron(Box::new(sweep.lc.config.cron.clone())),
+            sweep,
+        )
         .await?;
     let metering = jobs::metering::MeteringJob {
         m: (*state.metering).clone(),
@@ -228,7 +233,7 @@ async fn start_jobs(
     };
     runner
         .add(
-            cron("CAIRN_METERING_CRON", &metering.m.config.cron),
+            Schedule::Cron(Box::new(metering.m.config.cron.clone())),
             metering,
         )
         .await?;
@@ -260,7 +265,10 @@ pub struct Application {
 const JOBS_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Application {
+    /// Provisions the data dir ([`config::Provision::Create`]), connects the store and the
+    /// catalog, migrates it, binds the listener and starts the background workers.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = config.provision(config::Provision::Create)?;
         // The S3 chain (region, credentials) is checked first: a misconfigured store should stop
         // start-up before anything else happens.
         let s3 = match &config.storage {
@@ -332,7 +340,7 @@ impl Application {
         let (store, local): (Arc<dyn ObjectStore>, _) = match (&config.storage, s3.clone()) {
             (_, Some(s3)) => (s3, None),
             (StorageConfig::Local { root, signing_key }, None) => {
-                let local = Arc::new(open_local(root, &public_url, signing_key)?);
+                let local = Arc::new(open_local(root, &public_url, signing_key.secret()?)?);
                 remove_abandoned_temp_files(&local).await;
                 (local.clone(), Some(local))
             }

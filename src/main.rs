@@ -191,7 +191,17 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A setting its parser refused reads as every other bad setting does, exit 1.
+        Err(e) => match ConfigError::from_clap(&e) {
+            Some(bad) => {
+                eprintln!("error: {bad}");
+                return ExitCode::FAILURE;
+            }
+            None => e.exit(),
+        },
+    };
     let result = match cli.command {
         Command::Usage(args) => usage_cli::run(args).await,
         Command::Lifecycle(LifecycleCommand::Run(args)) => lifecycle_run(args).await,
@@ -236,7 +246,7 @@ async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
         jobs::{self, RunError, Trigger},
         lifecycle::{self, SweepOptions},
     };
-    let config = Config::load(&args.settings, Provision::Existing)?;
+    let config = Config::from_settings(&args.settings)?.provision(Provision::Existing)?;
     let lc = cairn::lifecycle_for_cli(&config).await?;
     let progress = progress_line();
     let interactive = progress.is_some();
@@ -292,13 +302,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await?;
         }
         Command::Migrate(settings) => {
-            let config = Config::from_settings(&settings)?;
+            let config = Config::from_settings(&settings)?.provision(Provision::Create)?;
             let db = cairn::connect(&config).await?;
             cairn::migrate(&db).await?;
             tracing::info!("catalog is up to date");
         }
         Command::Token(args) => {
-            let config = Config::load(&args.settings, Provision::Existing)?;
+            let config = Config::from_settings(&args.settings)?.provision(Provision::Existing)?;
             let now = chrono::Utc::now().timestamp();
             let claims = Claims {
                 sub: args.sub,

@@ -14,7 +14,7 @@ use chrono::{NaiveDate, Utc};
 use super::UsageArgs;
 
 pub async fn run(args: UsageArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.settings, Provision::Existing)?;
+    let config = Config::from_settings(&args.settings)?.provision(Provision::Existing)?;
     if let Some(t) = &args.tenant {
         cairn::domain::TenantId::parse(t).map_err(|e| anyhow::anyhow!("--tenant: {}", e.detail))?;
     }

@@ -4,7 +4,8 @@
 //!
 //! From the top: `http` and `app` (the server) → `domain` (services over a `core::Core`) and
 //! `lifecycle`/`metering` → `events`, `auth`, `cdn` → `storage` → the values in `domain` and
-//! `problem`, `telemetry`, `config`. `error` is the HTTP edge: only `http` and `app` use it.
+//! `problem`, `telemetry`, `config` → `signer`. `error` is the HTTP edge: only `http` and `app`
+//! use it.
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -34,6 +35,45 @@ const RULES: &[(&str, &[&str])] = &[
     ("jobs", &["app", "http", "error"]),
     ("lifecycle", &["app", "http", "error", "jobs"]),
     ("metering", &["app", "http", "error", "jobs", "lifecycle"]),
+    // Configuration is read before anything is built: it uses only the CloudFront signer (a
+    // leaf) to parse keys once.
+    (
+        "config",
+        &[
+            "app",
+            "http",
+            "error",
+            "domain",
+            "core",
+            "auth",
+            "events",
+            "cdn",
+            "storage",
+            "lifecycle",
+            "metering",
+            "problem",
+            "telemetry",
+        ],
+    ),
+    (
+        "signer",
+        &[
+            "app",
+            "http",
+            "error",
+            "domain",
+            "core",
+            "auth",
+            "events",
+            "cdn",
+            "storage",
+            "lifecycle",
+            "metering",
+            "problem",
+            "telemetry",
+            "config",
+        ],
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -102,7 +102,7 @@ class CachePolicies(unittest.TestCase):
         self.assertLessEqual(private["MinTTL"], private["DefaultTTL"])
         self.assertLessEqual(private["DefaultTTL"], private["MaxTTL"])
         # No longer than the longest URL (Cairn's MAX_PRESIGN_TTL_SECS: 7 days).
-        self.assertIn("MAX_PRESIGN_TTL_SECS: u64 = 7 * 24 * 3600", (SRC / "config.rs").read_text())
+        self.assertIn("MAX_PRESIGN_TTL_SECS: u64 = 7 * 24 * 3600", (SRC / "config/server.rs").read_text())
         self.assertEqual(private["MaxTTL"], 7 * 24 * 3600)
         keys = private["ParametersInCacheKeyAndForwardedToOrigin"]["QueryStringsConfig"]
         self.assertEqual(keys, {"QueryStringBehavior": "whitelist",
@@ -220,7 +220,7 @@ class RealAccount(unittest.TestCase):
         Rendered(REPLICA, {"BucketName": "cairn-replica"})
 
     def test_multipart_uploads_are_aborted_no_sooner_than_cairn_gives_up_on_them(self):
-        config = (SRC / "config.rs").read_text()
+        config = (SRC / "config/jobs.rs").read_text()
         ttl = int(re.search(r'env = "CAIRN_PENDING_TTL_SECS", default_value = "(\d+)"',
                             config).group(1))
 

@@ -89,20 +89,19 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(cfg: &JwtConfig) -> Result<Self, TokenError> {
-        let bad = |e: jsonwebtoken::errors::Error| TokenError::Invalid(e.to_string());
         let (alg, key) = match &cfg.key {
             JwtKey::Hs256(s) => (
                 Algorithm::HS256,
                 DecodingKey::from_secret(s.expose().as_bytes()),
             ),
-            JwtKey::Rs256 { pem } => (
-                Algorithm::RS256,
-                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(bad)?,
-            ),
-            JwtKey::Es256 { pem } => (
-                Algorithm::ES256,
-                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(bad)?,
-            ),
+            JwtKey::Rs256(key) => (Algorithm::RS256, key.decoding_key().clone()),
+            JwtKey::Es256(key) => (Algorithm::ES256, key.decoding_key().clone()),
+            JwtKey::InDataDir(path) => {
+                return Err(TokenError::Invalid(format!(
+                    "the token secret {} was not read at start-up",
+                    path.display()
+                )))
+            }
         };
         let mut validation = Validation::new(alg);
         validation.algorithms = vec![alg];

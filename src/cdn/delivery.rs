@@ -9,7 +9,7 @@
 //! object (dedup) still download under their own names.
 use chrono::{DateTime, Utc};
 
-use super::signer::{KeyError, SignError, SignedPolicy, Signer, SigningKey, Verifier};
+use super::signer::{KeyError, SignError, SignedPolicy, Signer, Verifier};
 use crate::{
     config::{CdnConfig, CdnSigning},
     domain::{Filename, ObjectKey},
@@ -85,12 +85,8 @@ impl Cdn {
         let signer = match &cfg.signing {
             CdnSigning::Presigned => None,
             CdnSigning::CloudFront(cf) => {
-                let keys = cf
-                    .keys
-                    .iter()
-                    .map(|(id, pem, from)| SigningKey::from_pem(id, pem.expose().as_bytes(), *from))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let signer = Signer::new(keys, cf.hash)?;
+                // Parsed once, by the configuration.
+                let signer = Signer::new(cf.keys.clone(), cf.hash)?;
                 if let Err(e) = signer.active(now) {
                     return Err(KeyError::Unsupported(e.to_string()));
                 }
@@ -233,8 +229,9 @@ impl PrefixGrant {
 
 #[cfg(test)]
 mod tests {
+    use super::super::signer::SigningKey;
     use super::*;
-    use crate::config::{CloudFrontKeys, Secret};
+    use crate::config::CloudFrontKeys;
 
     fn cfg(base: Option<&str>, keys: Option<Vec<(&str, &str, &str)>>) -> CdnConfig {
         let signing = match keys {
@@ -248,11 +245,12 @@ mod tests {
                             env!("CARGO_MANIFEST_DIR")
                         ))
                         .unwrap();
-                        (
-                            id.to_owned(),
-                            Secret::new(pem),
+                        SigningKey::from_pem(
+                            id,
+                            pem.as_bytes(),
                             DateTime::parse_from_rfc3339(from).unwrap().to_utc(),
                         )
+                        .unwrap()
                     })
                     .collect(),
                 hash: super::super::signer::HashAlgorithm::Sha256,

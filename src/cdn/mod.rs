@@ -2,6 +2,8 @@
 //! signing (pure functions), and the queue of paths to invalidate.
 pub mod delivery;
 pub mod invalidation;
-pub mod signer;
+/// CloudFront signing lives in the crate's leaf module [`crate::signer`] (the configuration
+/// parses keys with it); it stays reachable here.
+pub use crate::signer;
 
 pub use delivery::{Cdn, DeliveryError, Download, PrefixGrant};

@@ -148,7 +148,11 @@ mod tests {
         ServerLimits {
             body_timeout: window,
             body_min_rate: rate,
-            ..ServerLimits::default()
+            // The rest at their defaults.
+            ..crate::config::Settings::from_vars([])
+                .unwrap()
+                .limits
+                .limits()
         }
     }
 

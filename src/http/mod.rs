@@ -42,8 +42,6 @@ pub(crate) fn expires_in(secs: Option<u64>) -> Result<u64, ApiError> {
 
 /// JSON request bodies are small; uploads go through `/o/` or presigned URLs.
 pub(crate) const JSON_BODY_LIMIT: usize = 64 * 1024;
-/// Replay keyframes can be large; they are still parsed in memory, so bounded.
-const REPLAY_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let raw = Router::new()
@@ -53,19 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/{asset_id}", get(raw::get))
         .route("/{asset_id}/events", get(events::of_raw_asset));
     let json_api = Router::new()
-        .route("/artifacts", post(artifacts::create))
-        .route("/artifacts/audit", post(artifacts::audit))
-        .route(
-            "/artifacts/{id}",
-            get(artifacts::get).delete(artifacts::delete),
-        )
-        .route("/artifacts/{id}/complete", post(artifacts::complete))
-        .route("/artifacts/{id}/legal-hold", put(artifacts::legal_hold))
-        .route("/artifacts/{id}/lineage", get(artifacts::lineage_chain))
         .route("/artifacts/{id}/events", get(events::of_artifact))
         .route("/events", get(events::list))
-        .route("/runs/{run_id}/artifacts", get(artifacts::list_run))
-        .route("/runs/{run_id}/cdn-cookies", post(artifacts::cdn_cookies))
         .route(
             "/admin/tenants/{tenant}/retention",
             put(admin::put_retention).get(admin::get_retention),
@@ -89,20 +76,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/storage/raw", raw.clone())
         .nest("/nexus/raw", raw)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
-    // Bodies streamed into the store check their own declared sizes.
-    let streamed = Router::new()
-        .route(
-            "/artifacts/{id}/content",
-            put(artifacts::put_content).get(artifacts::get_content),
-        )
-        .route("/artifacts/preview", post(artifacts::preview))
-        .layer(DefaultBodyLimit::disable());
-    let replay = Router::new()
-        .route("/artifacts/replay", post(artifacts::replay))
-        .layer(DefaultBodyLimit::max(REPLAY_BODY_LIMIT));
+    // Each artifact route carries its own body limit.
     let mut app = json_api
-        .merge(streamed)
-        .merge(replay)
+        .merge(artifacts::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));

@@ -38,7 +38,6 @@ use tokio::{
     sync::{Notify, Semaphore},
     time::Instant,
 };
-use tower::ServiceExt;
 
 use crate::config::ServerLimits;
 
@@ -83,7 +82,7 @@ pub async fn serve(
             inner: stream,
             activity: activity.clone(),
         });
-        let service = TowerToHyperService::new(per_connection(router.clone(), peer, &activity));
+        let service = per_connection(router.clone(), peer, &activity);
         let conn = graceful.watch(http.serve_connection(io, service));
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
@@ -123,17 +122,18 @@ fn per_connection(
     router: Router,
     peer: SocketAddr,
     activity: &Arc<Activity>,
-) -> impl tower::Service<
+) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = hyper::Response<Tracked>,
     Error = std::convert::Infallible,
     Future = impl Send,
-> + Clone {
+> {
     let activity = activity.clone();
-    tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+    let router = TowerToHyperService::new(router);
+    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let guard = Busy::start(&activity);
         req.extensions_mut().insert(ConnectInfo(peer));
-        let res = router.clone().oneshot(req.map(Body::new));
+        let res = hyper::service::Service::call(&router, req.map(Body::new));
         async move {
             let res = res.await?;
             Ok(res.map(|inner| Tracked {

@@ -206,8 +206,8 @@ impl Drop for Heartbeat {
 /// When a scheduled job fires.
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    /// A cron expression (with seconds or without), named by its setting for error messages.
-    Cron { setting: &'static str, expr: String },
+    /// A cron schedule, as the configuration parsed it.
+    Cron(Box<crate::config::Schedule>),
     /// Every period, the first at once; a tick is the period's start since the epoch.
     Every(Duration),
 }
@@ -259,8 +259,8 @@ impl Runner {
         let job = Arc::new(job);
         let (shutdown, running) = (self.shutdown.clone(), self.running.clone());
         match schedule {
-            Schedule::Cron { setting, expr } => {
-                let (expr, cron) = crate::config::parse_cron(setting, &expr)?;
+            Schedule::Cron(schedule) => {
+                let (expr, cron) = (schedule.as_str().to_owned(), schedule.cron().clone());
                 let fire = CronJob::new_async(expr.as_str(), move |_id, _sched| {
                     let (job, cron) = (job.clone(), cron.clone());
                     let (shutdown, running) = (shutdown.clone(), running.clone());

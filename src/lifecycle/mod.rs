@@ -70,6 +70,13 @@ pub enum SweepError {
     Cancelled,
     #[error("simulated crash after {0:?}")]
     Injected(CrashPoint),
+    /// A catalog row names a tenant or env that is not a valid scope.
+    #[error("catalog row with scope {tenant}/{env}: {detail}")]
+    BadScope {
+        tenant: String,
+        env: String,
+        detail: String,
+    },
 }
 
 /// One sweep as of `now` (the decisions' clock; tests inject it): what it did, and whether it

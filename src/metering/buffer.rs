@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
-use super::counters::{self, day_of, Delta};
+use crate::usage::{self, day_of, Delta};
 
 /// (tenant, env, day).
 type Key = (String, String, String);
@@ -58,7 +58,7 @@ impl UsageBuffer {
         self.pending().is_empty()
     }
 
-    /// Records every pending delta in one transaction (in key order, as [`counters::Batch`]
+    /// Records every pending delta in one transaction (in key order, as [`usage::Batch`]
     /// does); answers how many tenant+env days it recorded. On failure the deltas stay pending.
     pub async fn flush(&self, db: &DatabaseConnection) -> Result<usize, DbErr> {
         let taken = std::mem::take(&mut *self.pending());
@@ -69,7 +69,7 @@ impl UsageBuffer {
         let recorded = async {
             let txn = db.begin().await?;
             for ((tenant, env, day), d) in &taken {
-                counters::record_on(&txn, tenant, env, day, now, d).await?;
+                usage::record_on(&txn, tenant, env, day, now, d).await?;
             }
             txn.commit().await
         }

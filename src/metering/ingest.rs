@@ -19,13 +19,11 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
-    cdn_log::{self, Parsed},
-    counters::{self, Delta},
-};
+use super::cdn_log::{self, Parsed};
 use crate::{
     domain::ObjectKey,
     storage::{ListedObject, ObjectStore},
+    usage::{self, Delta},
 };
 
 /// The largest log file read (compressed). CloudFront delivers several files an hour per
@@ -246,7 +244,7 @@ async fn add_file(
         return Ok(false);
     }
     for (day, tenant, env, d) in &file.deltas {
-        counters::record_on(&txn, tenant, env, day, now, d).await?;
+        usage::record_on(&txn, tenant, env, day, now, d).await?;
     }
     txn.commit().await?;
     tracing::info!(

@@ -1,4 +1,4 @@
-//! Metering (DESIGN §8): exact usage counters per tenant+env ([`counters`], kept by every change
+//! Metering (DESIGN §8): exact usage counters per tenant+env ([`crate::usage`], kept by every change
 //! in its own transaction; reads are added up in memory and recorded in batches, [`buffer`]),
 //! quotas ([`quota`]), and the metering job's work ([`steps`]): a storage sample into
 //! `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check ([`reconcile`]).
@@ -14,7 +14,6 @@ use crate::{config::MeteringConfig, storage::ObjectStore};
 
 pub mod buffer;
 pub mod cdn_log;
-pub mod counters;
 pub mod ingest;
 pub mod quota;
 pub mod reconcile;

@@ -15,8 +15,10 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::counters::{self, Delta, KINDS};
-use crate::domain::media::Kind;
+use crate::{
+    domain::media::Kind,
+    usage::{counters, kind_bytes_of, kind_column, record, slot, Delta, KINDS, STOCK},
+};
 
 /// One counter that differs from the recount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -37,39 +39,52 @@ pub struct Stock {
     pub kind_bytes: [i64; 8],
 }
 
+/// `$t { field: $u.field, .. }` for every stock counter, kinds aside.
+macro_rules! stock {
+    ($t:ident { $($rest:tt)* } from $u:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+        $t { $($s: $u.$s,)* $($rest)* }
+    };
+}
+
+/// `[$u.field, ..]` of the stock counters, kinds aside, in [`STOCK`] order.
+macro_rules! stock_values {
+    ($u:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+        [$($u.$s),*]
+    };
+}
+
 impl Stock {
     fn of(u: &usage::Model) -> Self {
-        Self {
-            objects: u.objects,
-            logical_bytes: u.logical_bytes,
-            physical_bytes: u.physical_bytes,
-            kind_bytes: counters::kind_bytes_of(u),
-        }
+        counters!(stock!(Stock { kind_bytes: kind_bytes_of(u) } from u))
     }
 
-    fn fields(&self) -> Vec<(&'static str, i64)> {
-        let mut v = vec![
-            ("objects", self.objects),
-            ("logical_bytes", self.logical_bytes),
-            ("physical_bytes", self.physical_bytes),
-        ];
+    /// Every stock counter, by its column name.
+    fn fields(&self) -> Vec<(String, i64)> {
+        let s = self;
+        let mut v: Vec<(String, i64)> = STOCK
+            .into_iter()
+            .map(String::from)
+            .zip(counters!(stock_values!(s)))
+            .collect();
         for ((_, _, name), b) in KINDS.iter().zip(self.kind_bytes) {
-            v.push((kind_field(name), b));
+            v.push((kind_column(name), b));
         }
         v
     }
-}
 
-fn kind_field(name: &str) -> &'static str {
-    match name {
-        "preview" => "preview_bytes",
-        "replay" => "replay_bytes",
-        "audit" => "audit_bytes",
-        "image" => "image_bytes",
-        "video" => "video_bytes",
-        "audio" => "audio_bytes",
-        "bundle" => "bundle_bytes",
-        _ => "raw_bytes",
+    /// What turns `self` into `to`.
+    fn delta_to(&self, to: &Stock) -> Delta {
+        macro_rules! minus {
+            ($to:ident, $from:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+                Delta { $($s: $to.$s - $from.$s,)* ..Delta::default() }
+            };
+        }
+        let from = self;
+        let mut d = counters!(minus!(to, from));
+        for (i, slot) in d.kind_bytes.iter_mut().enumerate() {
+            *slot = to.kind_bytes[i] - from.kind_bytes[i];
+        }
+        d
     }
 }
 
@@ -96,7 +111,7 @@ pub async fn recount<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<Key, Stock>,
         let s = out.entry((t, e)).or_default();
         s.objects += n;
         s.logical_bytes += bytes;
-        s.kind_bytes[counters::slot(Kind::parse(&kind).ok())] += bytes;
+        s.kind_bytes[slot(Kind::parse(&kind).ok())] += bytes;
     }
     let raw: Vec<(String, String, i64, i64)> = raw_asset::Entity::find()
         .select_only()
@@ -114,7 +129,7 @@ pub async fn recount<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<Key, Stock>,
         let s = out.entry((t, e)).or_default();
         s.objects += n;
         s.logical_bytes += bytes;
-        s.kind_bytes[counters::slot(None)] += bytes;
+        s.kind_bytes[slot(None)] += bytes;
     }
     let stored: Vec<(String, String, i64)> = blob::Entity::find()
         .select_only()
@@ -169,23 +184,15 @@ pub async fn reconcile<C: TransactionTrait + ConnectionTrait>(
                 drift.push(Drift {
                     tenant_id: key.0.clone(),
                     env: key.1.clone(),
-                    counter: name.to_owned(),
+                    counter: name,
                     counted: cv,
                     actual: av,
                 });
             }
         }
         if fix {
-            let mut d = Delta {
-                objects: a.objects - c.objects,
-                logical_bytes: a.logical_bytes - c.logical_bytes,
-                physical_bytes: a.physical_bytes - c.physical_bytes,
-                ..Delta::default()
-            };
-            for (i, slot) in d.kind_bytes.iter_mut().enumerate() {
-                *slot = a.kind_bytes[i] - c.kind_bytes[i];
-            }
-            counters::record(&txn, &key.0, &key.1, now, &d).await?;
+            let d = c.delta_to(&a);
+            record(&txn, &key.0, &key.1, now, &d).await?;
         }
     }
     txn.commit().await?;

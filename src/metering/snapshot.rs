@@ -12,7 +12,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 
-use super::counters::day_of;
+use crate::usage::day_of;
 
 /// Samples every counter row into `now`'s day; answers how many rows were sampled.
 pub async fn sample<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {

@@ -1,5 +1,6 @@
 //! The bad-input matrix for artifact routes: each case gets its 4xx and stable code and writes no
 //! row, event or object; a refused upload leaves the artifact `pending` for a correct retry.
+//! (One file: the cases of the former `artifact_input.rs` are folded in here.)
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
@@ -61,6 +62,12 @@ async fn artifact_create_refuses_bad_fields() {
             "invalid_filename",
         ),
         (
+            "nul, no extension",
+            set("filename", json!("a\u{0}b")),
+            bad,
+            "invalid_filename",
+        ),
+        (
             "256 bytes",
             set("filename", json!("x".repeat(256))),
             bad,
@@ -87,6 +94,12 @@ async fn artifact_create_refuses_bad_fields() {
         (
             "size above the max",
             set("size_bytes", json!(MAX_UPLOAD + 1)),
+            bad,
+            "size_too_large",
+        ),
+        (
+            "size of a terabyte",
+            set("size_bytes", json!(1u64 << 40)),
             bad,
             "size_too_large",
         ),
@@ -183,6 +196,18 @@ async fn artifact_create_refuses_bad_fields() {
             "invalid_lineage",
         ),
         (
+            "control character in a lineage id",
+            lineage(json!({"canvas_id": "a\nb"})),
+            bad,
+            "invalid_lineage",
+        ),
+        (
+            "65 lineage refs",
+            lineage(json!({"derived_from": vec![uuid::Uuid::now_v7().to_string(); 65]})),
+            bad,
+            "invalid_lineage",
+        ),
+        (
             "unknown lineage field",
             lineage(json!({"foo": 1})),
             bad,
@@ -202,6 +227,24 @@ async fn artifact_create_refuses_bad_fields() {
             ),
             bad,
             "invalid_expires_at",
+        ),
+        (
+            "expiry in 2001",
+            set("expires_at", json!("2001-01-01T00:00:00Z")),
+            bad,
+            "invalid_expires_at",
+        ),
+        (
+            "expiry not a time",
+            set("expires_at", json!("tomorrow")),
+            bad,
+            "invalid_request",
+        ),
+        (
+            "only a run_id",
+            json!({"run_id": "r1"}),
+            bad,
+            "invalid_request",
         ),
         (
             "missing kind",
@@ -248,6 +291,14 @@ async fn artifact_create_refuses_bad_bodies_scopes_and_tokens() {
         &app,
         "text/plain",
         raw(&acme, good, Some("text/plain")),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    refused(
+        &app,
+        "text/plain, an empty object",
+        raw(&acme, "{}", Some("text/plain")),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
     )
@@ -311,6 +362,30 @@ async fn artifact_replay_and_preview_refuse_bad_input() {
             "invalid_keyframes",
         ),
         (
+            "keyframes not an array, no summary",
+            "/artifacts/replay",
+            json!({"run_id": "r1", "keyframes": {"t": 0}}),
+            "invalid_keyframes",
+        ),
+        (
+            "summary an array of one",
+            "/artifacts/replay",
+            json!({"run_id": "r1", "keyframes": [], "summary": [1]}),
+            "invalid_summary",
+        ),
+        (
+            "replay run with a space",
+            "/artifacts/replay",
+            json!({"run_id": "r 1", "keyframes": []}),
+            "invalid_run_id",
+        ),
+        (
+            "audit filename with a slash",
+            "/artifacts/audit",
+            json!({"run_id": "r1", "filename": "a/b.json"}),
+            "invalid_filename",
+        ),
+        (
             "summary not an object",
             "/artifacts/replay",
             json!({"run_id": "r1", "keyframes": [], "summary": [1, 2]}),
@@ -323,9 +398,21 @@ async fn artifact_replay_and_preview_refuse_bad_input() {
             "invalid_uri",
         ),
         (
+            "ftp uri with a path",
+            "/artifacts/preview",
+            json!({"run_id": "r1", "uri": "ftp://x/y.png"}),
+            "invalid_uri",
+        ),
+        (
             "javascript uri",
             "/artifacts/preview",
             json!({"run_id": "r1", "uri": "javascript:alert(1)"}),
+            "invalid_uri",
+        ),
+        (
+            "uri with a space",
+            "/artifacts/preview",
+            json!({"run_id": "r1", "uri": "https://a b"}),
             "invalid_uri",
         ),
     ];
@@ -345,6 +432,30 @@ async fn artifact_replay_and_preview_refuse_bad_input() {
             "binary without run_id",
             binary("?filename=p.png", "image/png", png.clone()),
             "invalid_request",
+        ),
+        (
+            "binary without a query",
+            binary("", "image/png", png.clone()),
+            "invalid_request",
+        ),
+        (
+            "binary named ..",
+            binary("?run_id=r1&filename=..", "image/png", png.clone()),
+            "invalid_filename",
+        ),
+        (
+            "binary minimal svg",
+            binary(
+                "?run_id=r1&filename=p.svg",
+                "image/svg+xml",
+                b"<svg/>".to_vec(),
+            ),
+            "unsupported_content_type",
+        ),
+        (
+            "binary minimal svg claiming png",
+            binary("?run_id=r1&filename=p.png", "image/png", b"<svg/>".to_vec()),
+            "content_mismatch",
         ),
         (
             "binary svg",
@@ -426,6 +537,18 @@ async fn artifact_put_content_refuses_wrong_bytes_and_keeps_the_artifact_pending
     let good = sample("image/png", len);
     let plain = pending(&app, &acme, len, json!({})).await;
     let checked = pending(&app, &acme, len, json!({"sha256": sha256_hex(&good)})).await;
+    // A larger one, also with its sha256 declared.
+    let big_len = 400;
+    let big_good = sample("image/png", big_len);
+    let big = pending(
+        &app,
+        &acme,
+        big_len,
+        json!({"sha256": sha256_hex(&big_good)}),
+    )
+    .await;
+    let mut big_wrong = big_good.clone();
+    big_wrong[300] ^= 1;
     // Also a PNG of the right length, but not the bytes whose sha256 was declared.
     let mut other_png = good.clone();
     *other_png.last_mut().unwrap() ^= 0xff;
@@ -505,6 +628,43 @@ async fn artifact_put_content_refuses_wrong_bytes_and_keeps_the_artifact_pending
             bad,
             "checksum_mismatch",
         ),
+        (
+            "fewer bytes, sha256 declared",
+            &big,
+            put(&big, big_good[..big_len - 1].to_vec().into()),
+            bad,
+            "size_mismatch",
+        ),
+        (
+            "one byte more, sha256 declared",
+            &big,
+            put(&big, [big_good.as_slice(), b"x"].concat().into()),
+            bad,
+            "size_mismatch",
+        ),
+        (
+            "a gif, sha256 declared",
+            &big,
+            put(
+                &big,
+                b"GIF89a"
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(big_len)
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+            bad,
+            "content_mismatch",
+        ),
+        (
+            "one bit flipped mid-file, sha256 declared",
+            &big,
+            put(&big, big_wrong.into()),
+            bad,
+            "checksum_mismatch",
+        ),
     ];
     for (name, id, req, status, code) in cases {
         eprintln!("case: {name}");
@@ -518,14 +678,14 @@ async fn artifact_put_content_refuses_wrong_bytes_and_keeps_the_artifact_pending
         assert_eq!(status_of(&app, &acme, id).await, "pending", "{name}");
     }
     // The right bytes still go in, once.
-    for id in [&plain, &checked] {
-        let res = app.put_content(&acme, id, &good).await;
+    for (id, good) in [(&plain, &good), (&checked, &good), (&big, &big_good)] {
+        let res = app.put_content(&acme, id, good).await;
         let status = res.status();
         let text = res.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{text}");
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["status"], "available");
-        assert_eq!(v["sha256"], sha256_hex(&good));
+        assert_eq!(v["sha256"], sha256_hex(good));
         assert_eq!(status_of(&app, &acme, id).await, "available");
         let again = put(id, good.clone().into());
         refused(
@@ -584,6 +744,12 @@ async fn artifact_get_refuses_bad_waits_and_ids() {
             StatusCode::NOT_FOUND,
             "not_found",
         ),
+        (
+            "manifest of an escaped traversal run",
+            "/runs/..%2Fx/artifacts".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_run_id",
+        ),
     ];
     for (name, path, status, code) in cases {
         let req = app.request(&acme, Method::GET, &path);
@@ -592,4 +758,34 @@ async fn artifact_get_refuses_bad_waits_and_ids() {
     // The limit itself is allowed (and an available artifact answers at once).
     let res = app.get(&acme, &format!("/artifacts/{id}?wait=60")).await;
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn artifact_legal_hold_and_complete_refuse_bad_bodies() {
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    let a = app
+        .stream_artifact(&acme, "image/png", &sample("image/png", 32), json!({}))
+        .await;
+    let id = a["artifact_id"].as_str().unwrap();
+    refused(
+        &app,
+        "hold not a bool",
+        app.request(&acme, Method::PUT, &format!("/artifacts/{id}/legal-hold"))
+            .json(&json!({"hold": "yes"})),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    refused(
+        &app,
+        "complete with malformed json",
+        app.request(&acme, Method::POST, &format!("/artifacts/{id}/complete"))
+            .header("content-type", "application/json")
+            .body("{\"parts\": ["),
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+    )
+    .await;
+    assert_eq!(status_of(&app, &acme, id).await, "available");
 }

@@ -1,7 +1,8 @@
 //! The isolation matrix over every artifact route: another tenant's or env's artifact ids are 404
 //! (the same answer as for an id that never existed), creates land in the caller's own scope, a
 //! token without membership is 403, viewers and members read but cannot write; refused calls write
-//! nothing and leave acme's artifacts exactly as they were.
+//! nothing and leave acme's artifacts exactly as they were. (One file: the cases of the former
+//! `artifact_scope.rs` are folded in here.)
 use cairn::auth::Role;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -60,12 +61,20 @@ enum Route {
     RenderRef,
     PutContent,
     Complete,
+    /// Waits on the pending artifact.
+    WaitPending,
+    /// `POST /artifacts` into the fixture's run [`RUN`].
+    CreateInRun,
+    /// A replay with no keyframes and no summary, into [`RUN`].
+    ReplayWithoutKeyframes,
+    /// The manifest of [`RUN`] once the caller may have created items in it (its own scope's).
+    ManifestWithOwnItems,
     // The destructive ones last (and acme's state is re-checked after every call anyway).
     LegalHold,
     Delete,
 }
 
-const ROUTES: [Route; 15] = [
+const ROUTES: [Route; 19] = [
     Route::Get,
     Route::Wait,
     Route::GetContent,
@@ -79,6 +88,10 @@ const ROUTES: [Route; 15] = [
     Route::RenderRef,
     Route::PutContent,
     Route::Complete,
+    Route::WaitPending,
+    Route::CreateInRun,
+    Route::ReplayWithoutKeyframes,
+    Route::ManifestWithOwnItems,
     Route::LegalHold,
     Route::Delete,
 ];
@@ -89,9 +102,11 @@ impl Route {
             self,
             Route::Get
                 | Route::Wait
+                | Route::WaitPending
                 | Route::GetContent
                 | Route::Lineage
                 | Route::Manifest
+                | Route::ManifestWithOwnItems
                 | Route::Events
                 | Route::EventLog
         )
@@ -100,12 +115,29 @@ impl Route {
     fn creates(self) -> bool {
         matches!(
             self,
-            Route::Create | Route::Replay | Route::Audit | Route::RenderRef
+            Route::Create
+                | Route::Replay
+                | Route::Audit
+                | Route::RenderRef
+                | Route::CreateInRun
+                | Route::ReplayWithoutKeyframes
         )
     }
 
     fn takes_id(self) -> bool {
-        !self.creates() && self != Route::Manifest && self != Route::EventLog
+        !self.creates()
+            && !matches!(
+                self,
+                Route::Manifest | Route::ManifestWithOwnItems | Route::EventLog
+            )
+    }
+
+    /// The run a create puts its artifact in.
+    fn run(self) -> &'static str {
+        match self {
+            Route::CreateInRun | Route::ReplayWithoutKeyframes => RUN,
+            _ => OTHER_RUN,
+        }
     }
 }
 
@@ -114,10 +146,12 @@ impl Route {
 async fn call_on(app: &TestApp, who: &Caller, route: Route, id: &str, lineage: Value) -> Response {
     match route {
         Route::Get => app.get(who, &format!("/artifacts/{id}")).await,
-        Route::Wait => app.get(who, &format!("/artifacts/{id}?wait=1")).await,
+        Route::Wait | Route::WaitPending => app.get(who, &format!("/artifacts/{id}?wait=1")).await,
         Route::GetContent => app.get(who, &format!("/artifacts/{id}/content")).await,
         Route::Lineage => app.get(who, &format!("/artifacts/{id}/lineage")).await,
-        Route::Manifest => app.get(who, &format!("/runs/{RUN}/artifacts")).await,
+        Route::Manifest | Route::ManifestWithOwnItems => {
+            app.get(who, &format!("/runs/{RUN}/artifacts")).await
+        }
         Route::Events => app.get(who, &format!("/artifacts/{id}/events")).await,
         Route::EventLog => app.get(who, "/events").await,
         Route::Create => {
@@ -155,6 +189,22 @@ async fn call_on(app: &TestApp, who: &Caller, route: Route, id: &str, lineage: V
             )
             .await
         }
+        Route::CreateInRun => {
+            let mut extra = json!({});
+            if lineage != json!({}) {
+                extra["lineage"] = lineage;
+            }
+            app.create_artifact(who, "image/png", &sample("image/png", 64), extra)
+                .await
+        }
+        Route::ReplayWithoutKeyframes => {
+            app.post(
+                who,
+                "/artifacts/replay",
+                &json!({"run_id": RUN, "keyframes": []}),
+            )
+            .await
+        }
         Route::PutContent => {
             // The right bytes: if isolation failed, this upload would succeed.
             app.put_content(who, id, &sample("image/png", 64)).await
@@ -183,7 +233,7 @@ async fn call_on(app: &TestApp, who: &Caller, route: Route, id: &str, lineage: V
 /// The fixture artifact each id route acts on: uploads and completes need the pending one.
 fn target(route: Route, f: &Fixture) -> &str {
     match route {
-        Route::PutContent | Route::Complete => &f.pending,
+        Route::PutContent | Route::Complete | Route::WaitPending => &f.pending,
         _ => &f.available,
     }
 }
@@ -216,7 +266,7 @@ async fn check_success(res: Response, who: &Caller, route: Route, f: &Fixture, c
             "{ctx}"
         );
         assert_eq!(v["artifact"]["env"].as_str(), who.env.as_deref(), "{ctx}");
-        assert_eq!(v["artifact"]["run_id"], OTHER_RUN, "{ctx}");
+        assert_eq!(v["artifact"]["run_id"], route.run(), "{ctx}");
         return;
     }
     match route {
@@ -233,6 +283,25 @@ async fn check_success(res: Response, who: &Caller, route: Route, f: &Fixture, c
             let v: Value = res.json().await.unwrap();
             assert_eq!(v["artifact_id"], f.available.as_str(), "{ctx}");
             assert_eq!(v["status"], "available", "{ctx}");
+        }
+        Route::WaitPending => {
+            assert_eq!(status, StatusCode::OK, "{ctx}");
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(v["artifact_id"], f.pending.as_str(), "{ctx}");
+            assert_eq!(v["status"], "pending", "{ctx}");
+        }
+        Route::ManifestWithOwnItems
+            if who.tenant.as_deref() != Some("acme") || who.env.as_deref() != Some("dev") =>
+        {
+            // Another tenant or env sees its own run (with what it created), never acme's.
+            assert_eq!(status, StatusCode::OK, "{ctx}");
+            let v: Value = res.json().await.unwrap();
+            for a in v["artifacts"].as_array().unwrap() {
+                assert_ne!(a["artifact_id"], f.available.as_str(), "{ctx}: {v}");
+                assert_ne!(a["artifact_id"], f.pending.as_str(), "{ctx}: {v}");
+                assert_eq!(a["tenant_id"].as_str(), who.tenant.as_deref(), "{ctx}");
+                assert_eq!(a["env"].as_str(), who.env.as_deref(), "{ctx}");
+            }
         }
         Route::Lineage => {
             assert_eq!(status, StatusCode::OK, "{ctx}");
@@ -269,7 +338,7 @@ async fn check_success(res: Response, who: &Caller, route: Route, f: &Fixture, c
                 );
             }
         }
-        Route::Manifest => {
+        Route::Manifest | Route::ManifestWithOwnItems => {
             assert_eq!(status, StatusCode::OK, "{ctx}");
             let v: Value = res.json().await.unwrap();
             let arts = v["artifacts"].as_array().unwrap();

@@ -13,7 +13,10 @@ use crate::{
 const MIB: usize = 1 << 20;
 
 async fn big_app() -> TestApp {
-    TestApp::spawn_with(|s| s.max_upload_bytes = (64 * MIB).to_string()).await
+    TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", &(64 * MIB).to_string());
+    })
+    .await
 }
 
 async fn created(res: reqwest::Response) -> Value {

@@ -20,8 +20,8 @@ fn fixture(name: &str) -> String {
 async fn check(alg: Algorithm, private: &str, public: &str) {
     let public_pem = fixture(public);
     let app = TestApp::spawn_with(|s| {
-        s.jwt_secret = None;
-        s.jwt_public_key = Some(public_pem.clone());
+        s.auth.jwt_secret = None;
+        s.set("CAIRN_JWT_PUBLIC_KEY", &public_pem);
     })
     .await;
     let claims = app.claims("alice", &[("acme", Role::Owner)], 3600);
@@ -72,8 +72,8 @@ async fn es256_public_key() {
 #[tokio::test]
 async fn a_public_key_from_another_pair_is_refused() {
     let app = TestApp::spawn_with(|s| {
-        s.jwt_secret = None;
-        s.jwt_public_key = Some(fixture("jwt-es256.pub"));
+        s.auth.jwt_secret = None;
+        s.set("CAIRN_JWT_PUBLIC_KEY", &fixture("jwt-es256.pub"));
     })
     .await;
     let claims = app.claims("alice", &[("acme", Role::Owner)], 3600);
@@ -101,10 +101,10 @@ async fn a_public_key_from_another_pair_is_refused() {
 async fn app_for(alg: Algorithm, audience: Option<&str>) -> (TestApp, EncodingKey) {
     let public_pem = fixture("jwt-rs256.pub");
     let app = TestApp::spawn_with(|s| {
-        s.jwt_audience = audience.map(str::to_owned);
+        s.auth.jwt_audience = audience.map(str::to_owned);
         if alg == Algorithm::RS256 {
-            s.jwt_secret = None;
-            s.jwt_public_key = Some(public_pem);
+            s.auth.jwt_secret = None;
+            s.set("CAIRN_JWT_PUBLIC_KEY", &public_pem);
         }
     })
     .await;

@@ -51,7 +51,10 @@ async fn presign_raw(app: &TestApp, who: &Caller, filename: &str, size: u64) -> 
 /// same; the run's record, the API and the CLI table carry that figure.
 #[tokio::test]
 async fn bytes_reclaimed_count_only_what_the_store_held() {
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = "600000000".into()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", "600000000");
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     // Never uploaded: 500 MiB (multipart on S3), 20 and 3 bytes.
     presign_raw(&app, &acme, "huge.bin", 524_288_000).await;
@@ -412,7 +415,10 @@ async fn one_artifact(app: &TestApp, who: &Caller) -> String {
 /// `CAIRN_USAGE_FLUSH_SECS`.
 #[tokio::test]
 async fn the_server_records_counted_reads_every_flush_interval() {
-    let app = TestApp::spawn_with(|s| s.usage_flush_secs = Some("1".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_USAGE_FLUSH_SECS", "1");
+    })
+    .await;
     assert_eq!(
         app.state.config.metering.usage_flush,
         std::time::Duration::from_secs(1)
@@ -465,7 +471,10 @@ async fn a_stopping_server_records_what_its_reads_counted() {
 #[tokio::test]
 async fn an_aborted_download_counts_what_went_out() {
     const SIZE: usize = 32 * 1024 * 1024;
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = "40000000".into()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", "40000000");
+    })
+    .await;
     let who = app.owner("aborts", "dev");
     let video = sample("video/mp4", SIZE);
     let a = app
@@ -624,23 +633,22 @@ async fn the_migration_moves_url_counts_to_the_url_measure() {
 /// the CSV's and JSON's fields.
 #[tokio::test]
 async fn cairn_usage_names_urls_issued_and_bytes_served() {
-    use cairn::metering::counters::{record, Delta};
+    use cairn::usage::{record, Delta};
 
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut s = cairn::config::Settings {
-            data_dir: dir.path().to_owned(),
-            ..Default::default()
-        };
-        s.storage = Some("local".into());
-        s.listen = "127.0.0.1:0".into();
-        s.presign_ttl_secs = "3600".into();
-        s.max_upload_bytes = "1000".into();
-        s.multipart_threshold = "8388608".into();
-        s.envs = "dev,staging,prod".into();
-        s.s3_force_path_style = "false".into();
-        s.s3_conditional_writes = "true".into();
-        let config = cairn::config::Config::from_settings(&s).unwrap();
+        let s = cairn::config::Settings::from_vars([
+            ("CAIRN_DATA_DIR", dir.path().to_str().unwrap()),
+            ("CAIRN_STORAGE", "local"),
+            ("CAIRN_LISTEN", "127.0.0.1:0"),
+            ("CAIRN_MAX_UPLOAD_BYTES", "1000"),
+        ])
+        .unwrap();
+        // As `cairn serve` leaves the data dir: with its generated secrets.
+        let config = cairn::config::Config::from_settings(&s)
+            .unwrap()
+            .provision(cairn::config::Provision::Create)
+            .unwrap();
         let db = cairn::connect(&config).await.unwrap();
         cairn::migrate(&db).await.unwrap();
         for d in [

@@ -84,7 +84,10 @@ async fn logs_in_a_second_bucket_count_per_tenant() {
         .await
         .unwrap();
     let infra_output = format!("s3://{log_bucket}/{LOG_PREFIX}");
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some(infra_output.clone())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", &infra_output);
+    })
+    .await;
     assert_ne!(app.bucket.as_deref(), Some(log_bucket.as_str()));
 
     let run = jobs::metering::run(
@@ -140,19 +143,15 @@ async fn logs_in_a_second_bucket_count_per_tenant() {
 /// settings, rather than metering nothing.
 fn the_local_store_refuses_a_log_bucket() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        storage: Some("local".into()),
-        data_dir: dir.path().to_owned(),
-        s3_force_path_style: "false".into(),
-        s3_conditional_writes: "true".into(),
-        multipart_threshold: "8388608".into(),
-        listen: "127.0.0.1:0".into(),
-        presign_ttl_secs: "3600".into(),
-        max_upload_bytes: "1048576".into(),
-        envs: "dev,staging,prod".into(),
-        cdn_log_prefix: Some(format!("s3://cairn-prod-logs/{LOG_PREFIX}")),
-        ..Default::default()
-    };
+    let log_bucket = format!("s3://cairn-prod-logs/{LOG_PREFIX}");
+    let settings = Settings::from_vars([
+        ("CAIRN_STORAGE", "local"),
+        ("CAIRN_DATA_DIR", dir.path().to_str().unwrap()),
+        ("CAIRN_LISTEN", "127.0.0.1:0"),
+        ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+        ("CAIRN_CDN_LOG_PREFIX", &log_bucket),
+    ])
+    .unwrap();
     let err = Config::from_settings(&settings).unwrap_err().to_string();
     assert!(
         err.starts_with("CAIRN_CDN_LOG_PREFIX is invalid")
@@ -162,7 +161,7 @@ fn the_local_store_refuses_a_log_bucket() {
     );
     // A key prefix in the local store is still fine.
     let mut local = settings;
-    local.cdn_log_prefix = Some(LOG_PREFIX.into());
+    local.set("CAIRN_CDN_LOG_PREFIX", LOG_PREFIX);
     let c = Config::from_settings(&local).unwrap();
     assert_eq!(c.metering.cdn_log_prefix.as_deref(), Some(LOG_PREFIX));
     assert_eq!(c.metering.cdn_log_bucket, None);

@@ -31,9 +31,9 @@ fn fixture(name: &str) -> String {
 
 /// CloudFront signing with the fixture key `file` (tests elsewhere use it too).
 pub fn with_key(s: &mut Settings, file: &str, hash: &str) {
-    s.cloudfront_key_pair_id = Some(KEY_ID.into());
-    s.cloudfront_private_key = Some(fixture(file));
-    s.cloudfront_hash_algorithm = hash.into();
+    s.set("CAIRN_CLOUDFRONT_KEY_PAIR_ID", KEY_ID);
+    s.set("CAIRN_CLOUDFRONT_PRIVATE_KEY", &fixture(file));
+    s.set("CAIRN_CLOUDFRONT_HASH_ALGORITHM", hash);
 }
 
 /// A signer holding the same key as the app, for grants the API would not hand out.
@@ -197,7 +197,7 @@ async fn private_urls_are_cloudfront_signed_and_the_cdn_checks_them() {
 async fn expired_urls_are_refused() {
     let app = TestApp::spawn_with(|s| {
         with_key(s, "rsa-2048.pem", "SHA256");
-        s.presign_ttl_secs = "1".into();
+        s.set("CAIRN_PRESIGN_TTL_SECS", "1");
     })
     .await;
     let acme = app.owner("acme", "dev");
@@ -472,8 +472,8 @@ async fn signed_cookies_open_the_runs_private_objects_and_nothing_else() {
 async fn cookies_for_a_cdn_domain_are_secure_and_scoped() {
     let app = TestApp::spawn_with(|s| {
         with_key(s, "rsa-2048.pem", "SHA1");
-        s.cdn_domain = Some("cdn.example.com".into());
-        s.cdn_cookie_domain = Some("example.com".into());
+        s.set("CAIRN_CDN_DOMAIN", "cdn.example.com");
+        s.set("CAIRN_CDN_COOKIE_DOMAIN", "example.com");
     })
     .await;
     let acme = app.owner("acme", "prod");
@@ -518,7 +518,7 @@ async fn cookies_for_a_cdn_domain_are_secure_and_scoped() {
 async fn cdn_domain_urls_verify_against_the_public_key() {
     let app = TestApp::spawn_with(|s| {
         with_key(s, "ecdsa-p256.pem", "SHA256");
-        s.cdn_domain = Some("https://cdn.example.com".into());
+        s.set("CAIRN_CDN_DOMAIN", "https://cdn.example.com");
     })
     .await;
     let acme = app.owner("acme", "dev");
@@ -611,13 +611,15 @@ async fn the_cdn_enforces_ip_and_time_conditions() {
 async fn rotation_signs_with_the_newest_active_key_and_accepts_older_ones() {
     let both = |active_new: &'static str| {
         move |s: &mut Settings| {
-            s.cloudfront_key_pair_id = Some("KOLD,KNEW".into());
-            s.cloudfront_private_key = Some(format!(
-                "{},{}",
-                fixture("rsa-2048.pem"),
-                fixture("ecdsa-p256.pem")
-            ));
-            s.cloudfront_key_active_from = Some(format!(",{active_new}"));
+            s.set("CAIRN_CLOUDFRONT_KEY_PAIR_ID", "KOLD,KNEW");
+            s.set(
+                "CAIRN_CLOUDFRONT_PRIVATE_KEY",
+                &format!("{},{}", fixture("rsa-2048.pem"), fixture("ecdsa-p256.pem")),
+            );
+            s.set(
+                "CAIRN_CLOUDFRONT_KEY_ACTIVE_FROM",
+                &format!(",{active_new}"),
+            );
         }
     };
     // The new key is not active yet: the old one signs.

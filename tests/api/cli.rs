@@ -489,8 +489,8 @@ async fn usage_works_while_the_store_is_down() {
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}?mode=rw", dir.path().join("cairn.db").display()));
     let db = sea_orm::Database::connect(&url).await.unwrap();
-    let d = cairn::metering::counters::Delta::live(None, 4321).uploaded(4321, false);
-    cairn::metering::counters::record(&db, "storedown", "prod", Utc::now(), &d)
+    let d = cairn::usage::Delta::live(None, 4321).uploaded(4321, false);
+    cairn::usage::record(&db, "storedown", "prod", Utc::now(), &d)
         .await
         .unwrap();
     db.close().await.unwrap();

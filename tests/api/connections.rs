@@ -51,8 +51,8 @@ async fn healthz(app: &TestApp, limit: Duration) -> Option<String> {
 #[tokio::test]
 async fn half_sent_heads_are_closed_after_the_header_timeout() {
     let app = TestApp::spawn_with(|s| {
-        s.header_timeout_secs = Some("1".into());
-        s.keepalive_timeout_secs = Some("30".into());
+        s.set("CAIRN_HEADER_TIMEOUT_SECS", "1");
+        s.set("CAIRN_KEEPALIVE_TIMEOUT_SECS", "30");
     })
     .await;
     let mut conns = Vec::new();
@@ -87,8 +87,8 @@ async fn half_sent_heads_are_closed_after_the_header_timeout() {
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_keepalive_timeout() {
     let app = TestApp::spawn_with(|s| {
-        s.header_timeout_secs = Some("1".into());
-        s.keepalive_timeout_secs = Some("3".into());
+        s.set("CAIRN_HEADER_TIMEOUT_SECS", "1");
+        s.set("CAIRN_KEEPALIVE_TIMEOUT_SECS", "3");
     })
     .await;
     // One that never sends a byte, and one that goes idle after a request.
@@ -152,8 +152,8 @@ fn status_and_code(answer: &str) -> (String, String) {
 #[tokio::test]
 async fn a_stalled_upload_ends_with_408_and_leaves_nothing() {
     let app = TestApp::spawn_with(|s| {
-        s.body_timeout_secs = Some("1".into());
-        s.body_min_rate = Some("1024".into());
+        s.set("CAIRN_BODY_TIMEOUT_SECS", "1");
+        s.set("CAIRN_BODY_MIN_RATE", "1024");
     })
     .await;
     let acme = app.owner("acme", "dev");
@@ -273,7 +273,10 @@ async fn healthz_answers_while_thousands_of_idle_connections_are_held() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_one_to_end() {
-    let app = TestApp::spawn_with(|s| s.max_connections = Some("8".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_CONNECTIONS", "8");
+    })
+    .await;
     let mut idle = Vec::new();
     for _ in 0..8 {
         let mut c = TcpStream::connect(addr(&app)).await.unwrap();

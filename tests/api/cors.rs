@@ -37,7 +37,10 @@ async fn preflight(
 #[tokio::test]
 async fn named_origins_pass_preflights_on_every_endpoint() {
     let app = TestApp::spawn_with(|s| {
-        s.cors_origins = Some(format!("{APP}, https://canvas.example.com/"))
+        s.set(
+            "CAIRN_CORS_ORIGINS",
+            &format!("{APP}, https://canvas.example.com/"),
+        )
     })
     .await;
     let cases = [
@@ -105,7 +108,10 @@ async fn named_origins_pass_preflights_on_every_endpoint() {
 
 #[tokio::test]
 async fn answers_carry_cors_headers_including_errors() {
-    let app = TestApp::spawn_with(|s| s.cors_origins = Some(APP.into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CORS_ORIGINS", APP);
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = sample("image/png", 1200);
     let a = app
@@ -170,7 +176,10 @@ async fn answers_carry_cors_headers_including_errors() {
 #[ignore = "local store only: scripts/test.sh selects it on the local run"]
 async fn a_browser_form_upload_is_allowed_cross_origin() {
     crate::helpers::require_backend(None, "local");
-    let app = TestApp::spawn_with(|s| s.cors_origins = Some(APP.into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CORS_ORIGINS", APP);
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = sample("image/png", 800);
     let res = app
@@ -202,7 +211,10 @@ async fn a_browser_form_upload_is_allowed_cross_origin() {
 
 #[tokio::test]
 async fn a_wildcard_allows_any_origin_without_credentials() {
-    let app = TestApp::spawn_with(|s| s.cors_origins = Some("*".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CORS_ORIGINS", "*");
+    })
+    .await;
     let res = preflight(
         &app,
         "/artifacts",

@@ -161,7 +161,10 @@ async fn private_items_are_presigned_and_never_served_unsigned() {
 
 #[tokio::test]
 async fn cdn_domain_makes_public_urls_absolute_and_downloads_name_the_item() {
-    let app = TestApp::spawn_with(|s| s.cdn_domain = Some("cdn.example.com".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_DOMAIN", "cdn.example.com");
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = sample("video/mp4", 1024);
     let a = app

@@ -162,32 +162,35 @@ impl TestApp {
             "s3" => Some(s3_bucket().await),
             other => panic!("unknown CAIRN_TEST_STORAGE={other}"),
         };
-        let mut settings = Settings {
-            database_url,
-            storage: Some("local".into()),
-            data_dir: dir.path().to_owned(),
-            s3_force_path_style: "false".into(),
-            s3_conditional_writes: "true".into(),
-            multipart_threshold: "8388608".into(),
-            listen: "127.0.0.1:0".into(),
-            presign_ttl_secs: "3600".into(),
-            max_upload_bytes: "1048576".into(),
-            jwt_secret: Some(SECRET.into()),
-            envs: "dev,staging,prod".into(),
+        let data_dir = dir.path().to_str().unwrap();
+        let mut settings = Settings::from_vars([
+            ("CAIRN_STORAGE", "local"),
+            ("CAIRN_DATA_DIR", data_dir),
+            ("CAIRN_LISTEN", "127.0.0.1:0"),
+            ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+            ("CAIRN_JWT_SECRET", SECRET),
             // Tests run sweeps themselves, with an injected clock; no schedule fires meanwhile.
-            jobs: Some("off".into()),
+            ("CAIRN_JOBS", "off"),
             // Tests record the usage counted on reads themselves (`Core::flush_usage`).
-            usage_flush_secs: Some("3600".into()),
-            metrics_token: Some(METRICS_TOKEN.into()),
-            ..Default::default()
-        };
+            ("CAIRN_USAGE_FLUSH_SECS", "3600"),
+            ("CAIRN_METRICS_TOKEN", METRICS_TOKEN),
+        ])
+        .expect("valid test settings");
+        if let Some(url) = &database_url {
+            settings.set("DATABASE_URL", url);
+        }
         if let Some(bucket) = &bucket {
-            settings.storage = Some("s3".into());
-            settings.raw_bucket = Some(bucket.clone());
-            settings.s3_force_path_style = "true".into();
-            settings.aws_endpoint_url_s3 = std::env::var("AWS_ENDPOINT_URL_S3").ok();
-            settings.s3_conditional_writes =
-                std::env::var("CAIRN_TEST_S3_CONDITIONAL_WRITES").unwrap_or_else(|_| "true".into());
+            settings.set("CAIRN_STORAGE", "s3");
+            settings.set("RAW_BUCKET", bucket);
+            settings.set("CAIRN_S3_FORCE_PATH_STYLE", "true");
+            if let Ok(url) = std::env::var("AWS_ENDPOINT_URL_S3") {
+                settings.set("AWS_ENDPOINT_URL_S3", &url);
+            }
+            settings.set(
+                "CAIRN_S3_CONDITIONAL_WRITES",
+                &std::env::var("CAIRN_TEST_S3_CONDITIONAL_WRITES")
+                    .unwrap_or_else(|_| "true".into()),
+            );
         }
         change(&mut settings);
         let config = Config::from_settings(&settings).expect("valid test config");

@@ -566,9 +566,10 @@ async fn job_routes_are_for_operators_only() {
 #[tokio::test]
 async fn a_stopping_server_leaves_no_run_running() {
     let mut app = TestApp::spawn_with(|s| {
-        s.jobs = Some("on".into());
-        s.lifecycle_cron = Some("* * * * * *".into());
-        s.metering_cron = Some("* * * * * *".into());
+        let every_second = |var| cairn::config::Schedule::parse(var, "* * * * * *").unwrap();
+        s.jobs.jobs = true;
+        s.jobs.lifecycle_cron = every_second("CAIRN_LIFECYCLE_CRON");
+        s.jobs.metering_cron = every_second("CAIRN_METERING_CRON");
     })
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

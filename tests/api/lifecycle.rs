@@ -320,7 +320,10 @@ async fn retention_applies_by_tenant_env_and_kind() {
 
 #[tokio::test]
 async fn the_configured_default_retention_applies_where_no_rule_does() {
-    let app = TestApp::spawn_with(|s| s.retention_days = Some("10".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_RETENTION_DAYS", "10");
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let a = app
         .stream_artifact(&acme, PNG, &sample(PNG, 500), json!({}))
@@ -528,7 +531,10 @@ async fn a_public_object_removed_is_queued_for_cdn_invalidation() {
 #[ignore = "S3 only: scripts/test.sh selects it on the S3 runs"]
 async fn multipart_uploads_are_aborted_whether_the_catalog_knows_them_or_not() {
     crate::helpers::require_backend(None, "s3");
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = "20000000".into()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", "20000000");
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     // An artifact presigned as multipart and never completed...
     let res = app
@@ -708,7 +714,10 @@ async fn objects_go_in_concurrent_multi_object_deletes_round_after_round() {
     use futures_util::StreamExt;
 
     const N: usize = 2 * cairn::storage::DELETE_BATCH + 150;
-    let app = TestApp::spawn_with(|s| s.purge_concurrency = Some("2".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_PURGE_CONCURRENCY", "2");
+    })
+    .await;
     assert_eq!(app.state.config.lifecycle.delete_concurrency, 2);
     let acme = app.owner("acme", "dev");
     let kept = app

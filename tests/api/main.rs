@@ -5,9 +5,7 @@
 mod helpers;
 
 mod artifact_bad_input;
-mod artifact_input;
 mod artifact_isolation;
-mod artifact_scope;
 mod artifacts_flow;
 mod artifacts_media;
 mod artifacts_s3;

@@ -359,7 +359,10 @@ fn fixture(name: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn cloudfront_logs_are_ingested_once_per_file() {
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some("cdn-logs".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", "cdn-logs");
+    })
+    .await;
     let f1 = "E2EXAMPLE123.2026-11-20-10.a1b2c3d4.gz";
     let f2 = "E2EXAMPLE123.2026-11-21-09.e5f6a7b8.gz";
     put_log(&app, &format!("cdn-logs/{f1}"), fixture(f1)).await;
@@ -827,23 +830,22 @@ async fn the_cli_prints_usage_as_a_table_csv_and_reconciles() {
     };
     // An embedded catalog with one tenant's usage, written through the library.
     {
-        let mut s = cairn::config::Settings {
-            data_dir: dir.path().to_owned(),
-            ..Default::default()
-        };
-        s.storage = Some("local".into());
-        s.listen = "127.0.0.1:0".into();
-        s.presign_ttl_secs = "3600".into();
-        s.max_upload_bytes = "1000".into();
-        s.multipart_threshold = "8388608".into();
-        s.envs = "dev,staging,prod".into();
-        s.s3_force_path_style = "false".into();
-        s.s3_conditional_writes = "true".into();
-        let config = cairn::config::Config::from_settings(&s).unwrap();
+        let s = cairn::config::Settings::from_vars([
+            ("CAIRN_DATA_DIR", dir.path().to_str().unwrap()),
+            ("CAIRN_STORAGE", "local"),
+            ("CAIRN_LISTEN", "127.0.0.1:0"),
+            ("CAIRN_MAX_UPLOAD_BYTES", "1000"),
+        ])
+        .unwrap();
+        // As `cairn serve` leaves the data dir: with its generated secrets.
+        let config = cairn::config::Config::from_settings(&s)
+            .unwrap()
+            .provision(cairn::config::Provision::Create)
+            .unwrap();
         let db = cairn::connect(&config).await.unwrap();
         cairn::migrate(&db).await.unwrap();
-        let d = cairn::metering::counters::Delta::live(None, 1234).uploaded(1234, false);
-        cairn::metering::counters::record(&db, "clitenant", "dev", Utc::now(), &d)
+        let d = cairn::usage::Delta::live(None, 1234).uploaded(1234, false);
+        cairn::usage::record(&db, "clitenant", "dev", Utc::now(), &d)
             .await
             .unwrap();
         db.close().await.unwrap();

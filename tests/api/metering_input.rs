@@ -108,7 +108,10 @@ async fn log_rows(app: &TestApp) -> Vec<cdn_log_file::Model> {
 
 #[tokio::test]
 async fn a_tenant_upload_named_like_a_log_file_is_never_ingested() {
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some("cdn-logs".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", "cdn-logs");
+    })
+    .await;
     let mallory = app.owner("mallory", "dev");
     // A perfect CloudFront log charging another tenant a terabyte and mallory u64::MAX bytes
     // (`u64 as i64` once made that -1: a counter driven negative).
@@ -173,20 +176,15 @@ async fn a_tenant_upload_named_like_a_log_file_is_never_ingested() {
 
 /// Settings that are valid but for what the caller changes.
 fn settings(dir: &std::path::Path) -> Settings {
-    Settings {
-        storage: Some("local".into()),
-        data_dir: dir.to_owned(),
-        s3_force_path_style: "false".into(),
-        s3_conditional_writes: "true".into(),
-        multipart_threshold: "8388608".into(),
-        listen: "127.0.0.1:0".into(),
-        presign_ttl_secs: "3600".into(),
-        max_upload_bytes: "1048576".into(),
-        jwt_secret: Some(crate::helpers::SECRET.into()),
-        envs: "dev,staging,prod".into(),
-        jobs: Some("off".into()),
-        ..Default::default()
-    }
+    Settings::from_vars([
+        ("CAIRN_STORAGE", "local"),
+        ("CAIRN_DATA_DIR", dir.to_str().unwrap()),
+        ("CAIRN_LISTEN", "127.0.0.1:0"),
+        ("CAIRN_MAX_UPLOAD_BYTES", "1048576"),
+        ("CAIRN_JWT_SECRET", crate::helpers::SECRET),
+        ("CAIRN_JOBS", "off"),
+    ])
+    .unwrap()
 }
 
 #[tokio::test]
@@ -194,7 +192,7 @@ async fn the_log_prefix_may_not_cover_tenant_data() {
     let dir = tempfile::tempdir().unwrap();
     let config = |prefix: &str| {
         let mut s = settings(dir.path());
-        s.cdn_log_prefix = Some(prefix.into());
+        s.try_set("CAIRN_CDN_LOG_PREFIX", prefix)?;
         Config::from_settings(&s)
     };
     for refused in [
@@ -219,7 +217,10 @@ async fn the_log_prefix_may_not_cover_tenant_data() {
 
 #[tokio::test]
 async fn absurd_sc_bytes_are_rejected_and_counters_never_wrap() {
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some("cdn-logs".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", "cdn-logs");
+    })
+    .await;
     let path = "/tenants/acme/prod/raw/0190f000-0000-7000-8000-000000000001/f.bin";
     let other = "/tenants/globex/dev/raw/0190f000-0000-7000-8000-000000000002/f.bin";
     let key = format!("cdn-logs/{LOG_NAME}");
@@ -402,7 +403,10 @@ fn gzip_bomb() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_gzip_bomb_fails_once_is_recorded_and_is_never_read_again() {
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some("cdn-logs".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", "cdn-logs");
+    })
+    .await;
     let store = Arc::new(Observed {
         inner: app.state.store.clone(),
         reads: Mutex::default(),
@@ -478,7 +482,10 @@ async fn a_gzip_bomb_fails_once_is_recorded_and_is_never_read_again() {
 
 #[tokio::test]
 async fn a_file_the_store_cannot_give_now_is_retried_next_run() {
-    let app = TestApp::spawn_with(|s| s.cdn_log_prefix = Some("cdn-logs".into())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_CDN_LOG_PREFIX", "cdn-logs");
+    })
+    .await;
     let store = Arc::new(Observed {
         inner: app.state.store.clone(),
         reads: Mutex::default(),

@@ -57,7 +57,10 @@ fn register_body(id: &str, bytes: &[u8], parts: Option<Vec<Value>>) -> Value {
 
 #[tokio::test]
 async fn a_50_mib_asset_round_trips() {
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = (64u64 << 20).to_string()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", &(64u64 << 20).to_string());
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = content(50 << 20);
     let p = presign(&app, &acme, &bytes).await;
@@ -99,7 +102,10 @@ async fn a_50_mib_asset_round_trips() {
 #[ignore = "S3 only: scripts/test.sh selects it on the S3 runs"]
 async fn multipart_registration_lists_parts_itself_and_refuses_incomplete_uploads() {
     crate::helpers::require_backend(None, "s3");
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = (64u64 << 20).to_string()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", &(64u64 << 20).to_string());
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = content(12 << 20);
 

@@ -705,7 +705,10 @@ async fn the_background_verifier_fails_an_upload_that_no_longer_fits() {
 async fn refused_multipart_admissions_leave_no_upload_open() {
     // Large files get a multipart upload from the store (S3) before the admitting transaction;
     // a refusal there aborts it.
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = (64u64 << 20).to_string()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", &(64u64 << 20).to_string());
+    })
+    .await;
     let size = 9u64 << 20;
     for t in ["big-raw", "big-art"] {
         put_quota(&app, t, json!({ "max_bytes": 10u64 << 20 })).await;

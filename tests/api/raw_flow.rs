@@ -321,7 +321,10 @@ async fn download_urls_honour_expires_in_and_expire() {
 
 #[tokio::test]
 async fn upload_urls_expire() {
-    let app = TestApp::spawn_with(|s| s.presign_ttl_secs = "1".into()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_PRESIGN_TTL_SECS", "1");
+    })
+    .await;
     let acme = app.owner("acme", "dev");
     let bytes = b"late".to_vec();
     let p = app

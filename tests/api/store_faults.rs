@@ -100,7 +100,10 @@ async fn app_behind_proxy() -> (TestApp, FaultProxy) {
         .unwrap();
     let proxy = FaultProxy::start(upstream).await;
     let url = format!("http://{}", proxy.addr);
-    let app = TestApp::spawn_with(move |s| s.aws_endpoint_url_s3 = Some(url)).await;
+    let app = TestApp::spawn_with(move |s| {
+        s.set("AWS_ENDPOINT_URL_S3", &url);
+    })
+    .await;
     (app, proxy)
 }
 
@@ -144,7 +147,10 @@ fn spec<'a>(key: &'a ObjectKey, ct: &'a ContentType, size: u64) -> UploadSpec<'a
 
 #[tokio::test]
 async fn a_50_mib_streamed_upload_round_trips_with_its_sha256() {
-    let app = TestApp::spawn_with(|s| s.max_upload_bytes = (64u64 << 20).to_string()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.set("CAIRN_MAX_UPLOAD_BYTES", &(64u64 << 20).to_string());
+    })
+    .await;
     let size = 50u64 << 20;
     let (stream, sha) = body(size);
     let key = ObjectKey::parse("tenants/acme/dev/raw/stream/big.bin").unwrap();

@@ -36,7 +36,10 @@ async fn metrics_name_tenants_only_to_the_metrics_token() {
     }
 
     // Without a configured token nobody sees tenant names, whatever they send.
-    let closed = TestApp::spawn_with(|s| s.metrics_token = None).await;
+    let closed = TestApp::spawn_with(|s| {
+        s.limits.metrics_token = None;
+    })
+    .await;
     let who = closed.owner("secretive", "dev");
     closed.store(&who, "b.bin", b"counted too").await;
     let text = metrics(&closed, Some(METRICS_TOKEN)).await;

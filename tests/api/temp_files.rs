@@ -9,7 +9,7 @@ use std::{
 };
 
 use cairn::{
-    config::{Config, Settings, StorageConfig},
+    config::{Config, Provision, Settings, StorageConfig},
     jobs::{self, Trigger},
     lifecycle::{report::Tally, Report, SweepOptions},
     Application, ABANDONED_TEMP_FILE_AGE,
@@ -20,10 +20,10 @@ use crate::helpers::TestApp;
 
 /// This run's catalog, the local store.
 fn local(s: &mut Settings) {
-    s.storage = Some("local".into());
-    s.raw_bucket = None;
-    s.aws_endpoint_url_s3 = None;
-    s.s3_force_path_style = "false".into();
+    s.set("CAIRN_STORAGE", "local");
+    s.storage.raw_bucket = None;
+    s.storage.aws_endpoint_url_s3 = None;
+    s.set("CAIRN_S3_FORCE_PATH_STYLE", "false");
 }
 
 /// A test app with a local store, and the settings it was built from.
@@ -77,7 +77,10 @@ async fn a_restarted_server_removes_abandoned_temp_files_and_keeps_fresh_ones() 
     );
 
     // A command opening the store meanwhile (a server may be running) removes nothing.
-    let config = Config::from_settings(&settings).unwrap();
+    let config = Config::from_settings(&settings)
+        .unwrap()
+        .provision(Provision::Create)
+        .unwrap();
     cairn::lifecycle_for_cli(&config).await.unwrap();
     cairn::usage_catalog_for_cli(&config).await.unwrap();
     assert!(killed.exists() && killed_meta.exists() && fresh.exists());

@@ -18,9 +18,9 @@ use super::{
 use crate::{
     auth::Scope,
     core::Core,
-    metering::counters::{self, Delta},
     problem::{Code, Problem, Result},
     storage::{UploadMethod, PRIVATE_IMMUTABLE},
+    usage::{self, Delta},
 };
 
 mod complete;
@@ -279,7 +279,7 @@ async fn count(
     now: DateTime<Utc>,
     d: &Delta,
 ) -> Result<(), sea_orm::DbErr> {
-    counters::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
+    usage::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, d).await
 }
 
 fn content_type_of(a: &artifact::Model) -> Result<ContentType> {

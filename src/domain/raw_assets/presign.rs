@@ -13,13 +13,11 @@ use crate::{
     auth::Scope,
     core::Core,
     events::kind,
-    metering::{
-        counters::{self, Delta},
-        quota::{self, Hold},
-    },
+    metering::quota::{self, Hold},
     problem::{Code, Problem, Result},
     storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
     telemetry::record_outcome,
+    usage::{self, Delta},
 };
 
 pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> Result<Presigned> {
@@ -210,7 +208,7 @@ async fn dedup(
     ev.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
     ev.record(&txn).await?;
     let delta = Delta::live(None, asset.size_bytes).dedup(asset.size_bytes);
-    counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
+    usage::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
     txn.commit().await?;
     admitted.warn();
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, blob.id = %existing.id, "deduplicated at presign");

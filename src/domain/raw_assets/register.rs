@@ -16,13 +16,11 @@ use crate::{
     auth::Scope,
     core::Core,
     events::kind,
-    metering::{
-        counters::{self, Delta},
-        quota::Hold,
-    },
+    metering::quota::Hold,
     problem::{Code, Problem, Result},
     storage::StoreError,
     telemetry::record_outcome,
+    usage::{self, Delta},
 };
 
 pub async fn register(core: &Core, scope: &Scope, req: Register) -> Result<raw_asset::Model> {
@@ -297,7 +295,7 @@ async fn verify_and_register(
         } else if newly_stored {
             delta = delta.stored(size);
         }
-        counters::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
+        usage::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
         txn.commit().await?;
         if duplicate_of.is_some() {
             // The catalog no longer references our copy. If this delete is lost, the orphan

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::{
-    error::ProvideErrorMetadata,
     primitives::ByteStream,
     types::{CompletedMultipartUpload, CompletedPart},
 };
@@ -16,9 +15,13 @@ use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::{
     s3::{store_error, S3Store},
-    BodyStream, PartUrl, PutError, StoreError, Upload, UploadSpec, UploadedPart,
+    BodyStream, PutError, StoreError, UploadSpec,
 };
-use crate::domain::{ObjectKey, Sha256};
+use crate::domain::Sha256;
+
+mod presigned;
+
+pub use presigned::{complete_presigned, presign_multipart};
 
 /// Parts in flight at once; memory is about `(PARTS_IN_FLIGHT + 1) * part size`.
 pub const PARTS_IN_FLIGHT: usize = 4;
@@ -147,7 +150,7 @@ async fn put_single(
 }
 
 /// Opens a multipart upload (content type and cache control fixed at creation).
-async fn create(store: &S3Store, spec: &UploadSpec<'_>) -> Result<String, StoreError> {
+pub(super) async fn create(store: &S3Store, spec: &UploadSpec<'_>) -> Result<String, StoreError> {
     store
         .backoff()
         .run("create_multipart_upload", || async {
@@ -165,135 +168,6 @@ async fn create(store: &S3Store, spec: &UploadSpec<'_>) -> Result<String, StoreE
         .await?
         .upload_id
         .ok_or_else(|| StoreError::Other("CreateMultipartUpload returned no upload id".into()))
-}
-
-/// A multipart upload for the client: part URLs signed for each part's exact length.
-pub async fn presign_multipart(
-    store: &S3Store,
-    spec: &UploadSpec<'_>,
-) -> Result<Upload, StoreError> {
-    let size = spec.size.get();
-    let part_size = part_size(size, store.multipart_threshold());
-    let upload_id = create(store, spec).await?;
-    let now = chrono::Utc::now();
-    let ttl = (spec.expires_at - now).num_seconds().max(1) as u64;
-    let count = size.div_ceil(part_size).max(1);
-    let mut parts = Vec::with_capacity(count as usize);
-    for n in 1..=count {
-        let len = part_size.min(size - (n - 1) * part_size).to_string();
-        let number = n.to_string();
-        let url = store
-            .presign_url(
-                "PUT",
-                spec.key,
-                &[
-                    ("x-id", "UploadPart"),
-                    ("partNumber", &number),
-                    ("uploadId", &upload_id),
-                ],
-                &[("content-length", &len)],
-                ttl,
-                now,
-            )
-            .await?;
-        parts.push(PartUrl {
-            part_number: n as i32,
-            url,
-        });
-    }
-    Ok(Upload::Multipart {
-        upload_id,
-        part_size,
-        parts,
-    })
-}
-
-/// Completes a client's multipart upload with its parts, or with those the store lists.
-/// A completion whose response was lost (the upload is gone, the object is there) succeeds.
-pub async fn complete_presigned(
-    store: &S3Store,
-    key: &ObjectKey,
-    upload_id: &str,
-    parts: Option<&[UploadedPart]>,
-) -> Result<(), StoreError> {
-    let parts: Vec<CompletedPart> = match parts {
-        Some(p) => p
-            .iter()
-            .map(|p| {
-                CompletedPart::builder()
-                    .part_number(p.part_number)
-                    .e_tag(&p.etag)
-                    .build()
-            })
-            .collect(),
-        None => {
-            let mut out = vec![];
-            let mut marker: Option<String> = None;
-            loop {
-                let page = store
-                    .client()
-                    .list_parts()
-                    .bucket(store.bucket())
-                    .key(key.as_str())
-                    .upload_id(upload_id)
-                    .set_part_number_marker(marker.clone())
-                    .send()
-                    .await;
-                let page = match page {
-                    Err(e)
-                        if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") =>
-                    {
-                        return finished_already(store, key).await
-                    }
-                    other => other.map_err(store_error)?,
-                };
-                out.extend(page.parts().iter().map(|p| {
-                    CompletedPart::builder()
-                        .set_part_number(p.part_number)
-                        .set_e_tag(p.e_tag.clone())
-                        .build()
-                }));
-                if page.is_truncated() != Some(true) {
-                    break;
-                }
-                marker = page.next_part_number_marker;
-            }
-            out
-        }
-    };
-    if parts.is_empty() {
-        return Err(StoreError::Other("no part was uploaded".into()));
-    }
-    let res = store
-        .client()
-        .complete_multipart_upload()
-        .bucket(store.bucket())
-        .key(key.as_str())
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload") => {
-            finished_already(store, key).await
-        }
-        Err(e) => Err(store_error(e)),
-    }
-}
-
-async fn finished_already(store: &S3Store, key: &ObjectKey) -> Result<(), StoreError> {
-    use super::ObjectStore;
-    match store.head(key).await? {
-        Some(_) => Ok(()),
-        None => Err(StoreError::Other(
-            "the multipart upload no longer exists".into(),
-        )),
-    }
 }
 
 async fn multipart(

@@ -37,6 +37,7 @@ pub enum KeyError {
 
 /// A CloudFront key: the id of its public key in CloudFront, the private key, and the time from
 /// which it may sign (rotation: the newest active key signs).
+#[derive(Clone)]
 pub struct SigningKey {
     key_pair_id: String,
     algorithm: KeyAlgorithm,

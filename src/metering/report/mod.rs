@@ -12,8 +12,14 @@ use entity::{usage, usage_daily};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
-use super::counters::{kind_bytes_of, KINDS};
-use crate::config::Prices;
+use crate::{
+    config::Prices,
+    usage::{counters, kind_bytes_of, Delta, KINDS},
+};
+
+mod csv;
+
+pub use csv::{csv, csv_header};
 
 const GB: f64 = 1e9;
 /// Days per month in GB-month prices.
@@ -55,45 +61,31 @@ pub struct UsageRow {
     pub estimated_cost: Option<f64>,
 }
 
-/// Activity of some days (a `usage_daily` sum).
+/// `$to.field += $from.field` for every activity counter.
+macro_rules! add_activity {
+    ($to:ident, $from:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+        $($to.$a += $from.$a;)*
+    };
+}
+
+/// Activity of some days (a `usage_daily` sum): the activity counters of a [`Delta`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Activity {
-    uploads: i64,
-    upload_bytes: i64,
-    download_urls: i64,
-    download_url_bytes: i64,
-    downloads: i64,
-    download_bytes: i64,
-    dedup_hits: i64,
-    dedup_bytes_saved: i64,
-    purges: i64,
-    reclaimed_bytes: i64,
-    cdn_requests: i64,
-    cdn_bytes: i64,
+    counts: Delta,
     gb_days: f64,
 }
 
 impl Activity {
     fn add(&mut self, d: &usage_daily::Model) {
-        self.uploads += d.uploads;
-        self.upload_bytes += d.upload_bytes;
-        self.download_urls += d.download_urls;
-        self.download_url_bytes += d.download_url_bytes;
-        self.downloads += d.downloads;
-        self.download_bytes += d.download_bytes;
-        self.dedup_hits += d.dedup_hits;
-        self.dedup_bytes_saved += d.dedup_bytes_saved;
-        self.purges += d.purges;
-        self.reclaimed_bytes += d.reclaimed_bytes;
-        self.cdn_requests += d.cdn_requests;
-        self.cdn_bytes += d.cdn_bytes;
+        let c = &mut self.counts;
+        counters!(add_activity!(c, d));
         self.gb_days += gb_days(d);
     }
 
     /// Requests priced: uploads and downloads served (CloudFront's among them). Handing out a
     /// URL is not one.
     fn requests(&self) -> i64 {
-        self.uploads + self.downloads
+        self.counts.uploads + self.counts.downloads
     }
 }
 
@@ -160,20 +152,15 @@ pub async fn rows<C: ConnectionTrait>(
         let a = by_key
             .remove(&(r.tenant_id.clone(), r.env.clone()))
             .unwrap_or_default();
-        r.uploads = a.uploads;
-        r.upload_bytes = a.upload_bytes;
-        r.download_urls = a.download_urls;
-        r.download_url_bytes = a.download_url_bytes;
-        r.downloads = a.downloads;
-        r.download_bytes = a.download_bytes;
-        r.dedup_hits = a.dedup_hits;
-        r.dedup_bytes_saved = a.dedup_bytes_saved;
-        r.purges = a.purges;
-        r.reclaimed_bytes = a.reclaimed_bytes;
-        r.cdn_requests = a.cdn_requests;
-        r.cdn_bytes = a.cdn_bytes;
+        macro_rules! range_activity {
+            ($r:ident, $c:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+                $($r.$a = $c.$a;)*
+            };
+        }
+        let c = &a.counts;
+        counters!(range_activity!(r, c));
         r.gb_days = Some(round(a.gb_days));
-        r.estimated_cost = Some(cost(prices, a.gb_days, a.download_bytes, a.requests()));
+        r.estimated_cost = Some(cost(prices, a.gb_days, c.download_bytes, a.requests()));
     }
     Ok(out)
 }
@@ -183,117 +170,24 @@ fn round(v: f64) -> f64 {
 }
 
 fn stock_and_totals(u: &usage::Model) -> UsageRow {
-    UsageRow {
-        tenant_id: u.tenant_id.clone(),
-        env: u.env.clone(),
-        objects: u.objects,
-        logical_bytes: u.logical_bytes,
-        physical_bytes: u.physical_bytes,
-        bytes_by_kind: KINDS
-            .iter()
-            .zip(kind_bytes_of(u))
-            .map(|((_, _, name), b)| (*name, b))
-            .collect(),
-        uploads: u.uploads,
-        upload_bytes: u.upload_bytes,
-        download_urls: u.download_urls,
-        download_url_bytes: u.download_url_bytes,
-        downloads: u.downloads,
-        download_bytes: u.download_bytes,
-        dedup_hits: u.dedup_hits,
-        dedup_bytes_saved: u.dedup_bytes_saved,
-        purges: u.purges,
-        reclaimed_bytes: u.reclaimed_bytes,
-        cdn_requests: u.cdn_requests,
-        cdn_bytes: u.cdn_bytes,
-        gb_days: None,
-        estimated_cost: None,
+    macro_rules! row {
+        ($u:ident; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {
+            UsageRow {
+                tenant_id: $u.tenant_id.clone(),
+                env: $u.env.clone(),
+                bytes_by_kind: KINDS
+                    .iter()
+                    .zip(kind_bytes_of($u))
+                    .map(|((_, _, name), b)| (*name, b))
+                    .collect(),
+                gb_days: None,
+                estimated_cost: None,
+                $($s: $u.$s,)*
+                $($a: $u.$a,)*
+            }
+        };
     }
-}
-
-/// The CSV columns, in order (`bytes_by_kind` flattened to `<kind>_bytes`).
-pub fn csv_header() -> String {
-    let mut cols: Vec<String> = [
-        "tenant_id",
-        "env",
-        "objects",
-        "logical_bytes",
-        "physical_bytes",
-    ]
-    .map(String::from)
-    .to_vec();
-    cols.extend(KINDS.iter().map(|(_, _, n)| format!("{n}_bytes")));
-    cols.extend(
-        [
-            "uploads",
-            "upload_bytes",
-            "download_urls",
-            "download_url_bytes",
-            "downloads",
-            "download_bytes",
-            "dedup_hits",
-            "dedup_bytes_saved",
-            "purges",
-            "reclaimed_bytes",
-            "cdn_requests",
-            "cdn_bytes",
-            "gb_days",
-            "estimated_cost",
-        ]
-        .map(String::from),
-    );
-    cols.join(",")
-}
-
-/// RFC 4180 CSV with a header line; tenant ids and envs never need quoting, but are quoted if
-/// they would.
-pub fn csv(rows: &[UsageRow]) -> String {
-    let mut out = csv_header();
-    out.push_str("\r\n");
-    for r in rows {
-        let mut f: Vec<String> = vec![
-            quote(&r.tenant_id),
-            quote(&r.env),
-            r.objects.to_string(),
-            r.logical_bytes.to_string(),
-            r.physical_bytes.to_string(),
-        ];
-        f.extend(
-            KINDS
-                .iter()
-                .map(|(_, _, n)| r.bytes_by_kind.get(n).copied().unwrap_or(0).to_string()),
-        );
-        f.extend(
-            [
-                r.uploads,
-                r.upload_bytes,
-                r.download_urls,
-                r.download_url_bytes,
-                r.downloads,
-                r.download_bytes,
-                r.dedup_hits,
-                r.dedup_bytes_saved,
-                r.purges,
-                r.reclaimed_bytes,
-                r.cdn_requests,
-                r.cdn_bytes,
-            ]
-            .map(|v| v.to_string()),
-        );
-        f.push(r.gb_days.map(|v| v.to_string()).unwrap_or_default());
-        f.push(r.estimated_cost.map(|v| v.to_string()).unwrap_or_default());
-        out.push_str(&f.join(","));
-        out.push_str("\r\n");
-    }
-    out
-}
-
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    counters!(row!(u))
 }
 
 /// One day of a tenant (its envs summed, or one env).
@@ -368,18 +262,7 @@ pub async fn series<C: ConnectionTrait>(
         r.gb_days += gb_days(&d);
         r.objects += d.objects;
         r.logical_bytes += d.logical_bytes;
-        r.uploads += d.uploads;
-        r.upload_bytes += d.upload_bytes;
-        r.download_urls += d.download_urls;
-        r.download_url_bytes += d.download_url_bytes;
-        r.downloads += d.downloads;
-        r.download_bytes += d.download_bytes;
-        r.dedup_hits += d.dedup_hits;
-        r.dedup_bytes_saved += d.dedup_bytes_saved;
-        r.purges += d.purges;
-        r.reclaimed_bytes += d.reclaimed_bytes;
-        r.cdn_requests += d.cdn_requests;
-        r.cdn_bytes += d.cdn_bytes;
+        counters!(add_activity!(r, d));
     }
     let mut months: BTreeMap<String, MonthRow> = BTreeMap::new();
     for r in days.values_mut() {
@@ -419,29 +302,10 @@ mod tests {
         };
         // 30 GB-days = 1 GB-month = 3.0; 2 GB egress = 1.0; 500 requests = 1.0.
         assert_eq!(cost(&p, 30.0, 2_000_000_000, 500), 5.0);
-        assert_eq!(cost(&Prices::default(), 0.0, 0, 0), 0.0);
-    }
-
-    #[test]
-    fn csv_has_a_header_and_one_line_per_row() {
-        let mut r = UsageRow {
-            tenant_id: "acme".into(),
-            env: "prod".into(),
-            objects: 2,
-            ..UsageRow::default()
-        };
-        r.bytes_by_kind.insert("image", 7);
-        let text = csv(&[r]);
-        let lines: Vec<&str> = text.split("\r\n").collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        let header: Vec<&str> = lines[0].split(',').collect();
-        let row: Vec<&str> = lines[1].split(',').collect();
-        assert_eq!(header.len(), row.len());
-        let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
-        assert_eq!(at("tenant_id"), "acme");
-        assert_eq!(at("objects"), "2");
-        assert_eq!(at("image_bytes"), "7");
-        assert_eq!(at("estimated_cost"), "");
-        assert_eq!(quote("a,b"), "\"a,b\"");
+        let defaults = crate::config::Settings::from_vars([])
+            .unwrap()
+            .pricing
+            .prices();
+        assert_eq!(cost(&defaults, 0.0, 0, 0), 0.0);
     }
 }
