@@ -1,5 +1,5 @@
 //! Purge throughput of the lifecycle sweep against an S3-compatible store: N expired artifacts
-//! (100,000 by default) purged by one `cairn::lifecycle::run`, in one run per mode:
+//! (100,000 by default) purged by one `cairn::jobs::lifecycle::run`, in one run per mode:
 //!
 //! - `batched`: multi-object deletes (DeleteObjects, up to 1,000 keys a request) with
 //!   `CAIRN_PURGE_CONCURRENCY` requests in flight (4 unless the variable is set), as Cairn runs;
@@ -37,7 +37,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use cairn::{
     config::{Config, LifecycleConfig, Settings, StorageConfig},
     domain::{Filename, ObjectKey},
-    lifecycle::{self, Lifecycle, Report, SweepOptions, Trigger},
+    jobs::{self, Trigger},
+    lifecycle::{Lifecycle, Report, SweepOptions},
     storage::{
         BodyStream, ObjectInfo, ObjectPage, ObjectStore, OpenUpload, PutError, StoreError, Upload,
         UploadMethod, UploadSpec, UploadedPart,
@@ -470,7 +471,7 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n:
             ..config.lifecycle.clone()
         },
         invalidate: false,
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     };
     // When each step last reported, and some progress on stderr.
     let last: Arc<Mutex<HashMap<&'static str, Instant>>> = Arc::default();
@@ -496,7 +497,7 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n:
     };
     eprintln!("[{}] sweeping", mode.name());
     let start = Instant::now();
-    let done = lifecycle::run(&lc, Trigger::Cli, &opts, Utc::now())
+    let done = jobs::lifecycle::run(&lc, Trigger::Cli, &opts, Utc::now())
         .await
         .unwrap();
     let secs = start.elapsed().as_secs_f64();

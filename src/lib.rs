@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod jobs;
 pub mod lifecycle;
 pub mod metering;
 pub mod problem;
@@ -164,7 +165,7 @@ fn lifecycle_of(
         store,
         config: config.lifecycle.clone(),
         invalidate: config.cdn.invalidation.is_some(),
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     }
 }
 
@@ -180,7 +181,7 @@ fn metering_of(
         store: logs,
         config: config.metering.clone(),
         envs: config.envs.clone(),
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     }
 }
 
@@ -206,13 +207,62 @@ async fn remove_abandoned_temp_files(local: &LocalStore) {
     }
 }
 
+/// Schedules this replica's jobs (`CAIRN_JOBS`): the lifecycle sweep, the metering job and,
+/// with a distribution, the CDN invalidation queue. They stop when `shutdown` is cancelled; the
+/// handle ends once the runs in progress have stopped.
+async fn start_jobs(
+    state: &AppState,
+    invalidator: Option<cdn::invalidation::Invalidator>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use jobs::{Runner, Schedule};
+    let mut runner = Runner::new(shutdown).await?;
+    let sweep = jobs::lifecycle::SweepJob {
+        lc: (*state.lifecycle).clone(),
+        opts: Default::default(),
+    };
+    runner
+        .add(
+            Schedule::Cron(Box::new(sweep.lc.config.cron.clone())),
+            sweep,
+        )
+        .await?;
+    let metering = jobs::metering::MeteringJob {
+        m: (*state.metering).clone(),
+        opts: Default::default(),
+    };
+    runner
+        .add(
+            Schedule::Cron(Box::new(metering.m.config.cron.clone())),
+            metering,
+        )
+        .await?;
+    if let Some(inv) = invalidator {
+        let job = jobs::invalidations::InvalidationsJob {
+            db: state.db.clone(),
+            inv,
+            holder: jobs::holder_id(),
+        };
+        runner
+            .add(Schedule::Every(jobs::invalidations::EVERY), job)
+            .await?;
+    }
+    runner.start().await
+}
+
 /// A built server: catalog migrated, listener bound, not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     /// Stops the background workers when the server stops.
     shutdown: tokio_util::sync::CancellationToken,
+    /// The scheduled jobs (`CAIRN_JOBS`): ends once they have stopped.
+    jobs: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping server waits for a scheduled run to stop at its next batch and record how
+/// it ended.
+const JOBS_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Application {
     /// Provisions the data dir ([`config::Provision::Create`]), connects the store and the
@@ -324,11 +374,8 @@ impl Application {
             lifecycle: lifecycle.clone(),
             metering: metering.clone(),
         }));
-        tokio::spawn(domain::artifacts::verify::run(
-            state.core.clone(),
-            verify_rx,
-        ));
         let shutdown = tokio_util::sync::CancellationToken::new();
+        jobs::verify::spawn(state.core.clone(), verify_rx, shutdown.clone());
         // Every replica records what its own reads counted, scheduled jobs or not.
         metering::buffer::spawn_flusher(
             usage_buffer,
@@ -336,28 +383,20 @@ impl Application {
             state.config.metering.usage_flush,
             shutdown.clone(),
         );
-        if state.config.jobs {
-            if let Some(inv) = invalidator {
-                cdn::invalidation::spawn_worker(
-                    state.db.clone(),
-                    inv,
-                    cdn::invalidation::DEFAULT_INTERVAL,
-                    shutdown.clone(),
-                );
-            }
-            lifecycle::schedule::start(lifecycle, shutdown.clone())
+        let jobs = if state.config.jobs {
+            let jobs = start_jobs(&state, invalidator, shutdown.clone())
                 .await
-                .context("starting the lifecycle schedule")?;
-            metering::schedule::start(metering, shutdown.clone())
-                .await
-                .context("starting the metering schedule")?;
+                .context("starting the scheduled jobs")?;
+            Some(jobs)
         } else {
             tracing::info!("CAIRN_JOBS=off: this replica runs no scheduled jobs");
-        }
+            None
+        };
         Ok(Self {
             listener,
             state,
             shutdown,
+            jobs,
         })
     }
 
@@ -394,6 +433,14 @@ impl Application {
         // Every response has ended: what the reads counted is complete.
         if let Err(e) = self.state.flush_usage().await {
             tracing::warn!(error = %e, "could not record the usage counted on reads at shutdown");
+        }
+        // Scheduled runs stop at their next batch and record how they ended before the catalog
+        // closes.
+        self.shutdown.cancel();
+        if let Some(jobs) = self.jobs {
+            if tokio::time::timeout(JOBS_STOP_TIMEOUT, jobs).await.is_err() {
+                tracing::warn!("a scheduled job did not stop in time; its run stays `running` until the next run closes it");
+            }
         }
         served?;
         self.state.db.clone().close().await.ok();

@@ -242,7 +242,10 @@ fn progress_line() -> Option<cairn::lifecycle::Progress> {
 }
 
 async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
-    use cairn::lifecycle::{self, RunError, SweepOptions, Trigger};
+    use cairn::{
+        jobs::{self, RunError, Trigger},
+        lifecycle::{self, SweepOptions},
+    };
     let config = Config::from_settings(&args.settings)?.provision(Provision::Existing)?;
     let lc = cairn::lifecycle_for_cli(&config).await?;
     let progress = progress_line();
@@ -253,7 +256,7 @@ async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
         progress,
         ..Default::default()
     };
-    let result = lifecycle::run(&lc, Trigger::Cli, &opts, chrono::Utc::now()).await;
+    let result = jobs::lifecycle::run(&lc, Trigger::Cli, &opts, chrono::Utc::now()).await;
     if interactive {
         eprint!("\r\x1b[2K");
     }
@@ -268,7 +271,7 @@ async fn lifecycle_run(args: LifecycleRunArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&lifecycle::runs::RunView::from(run.clone()))?
+            serde_json::to_string_pretty(&jobs::lifecycle::RunView::from(run.clone()))?
         );
     } else {
         let report: lifecycle::Report = serde_json::from_value(run.report.clone())?;

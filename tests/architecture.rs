@@ -30,6 +30,11 @@ const RULES: &[(&str, &[&str])] = &[
     ("storage", &["app", "http", "error", "cdn"]),
     ("cdn", &["app", "http", "error"]),
     ("metering/quota", &["app", "http", "error"]),
+    // The job runner sits above the work it runs; the work never reaches up to it, and
+    // metering and lifecycle do not use each other's runs or leases.
+    ("jobs", &["app", "http", "error"]),
+    ("lifecycle", &["app", "http", "error", "jobs"]),
+    ("metering", &["app", "http", "error", "jobs", "lifecycle"]),
     // Configuration is read before anything is built: it uses only the CloudFront signer (a
     // leaf) to parse keys once.
     (

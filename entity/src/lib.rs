@@ -5,6 +5,7 @@ pub mod cdn_invalidation;
 pub mod cdn_log_file;
 pub mod dataset_event;
 pub mod job_lease;
+pub mod job_run;
 pub mod lifecycle_run;
 pub mod metering_run;
 pub mod quota;

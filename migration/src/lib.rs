@@ -11,6 +11,7 @@ mod m20261201_000007_cdn_log_file_error;
 mod m20261201_000008_in_progress_index;
 mod m20261201_000009_download_urls;
 mod m20261201_000010_dataset_event_scope_index;
+mod m20261201_000011_job_run;
 
 pub use m20261201_000008_in_progress_index::{ARTIFACT_IN_PROGRESS, RAW_ASSET_IN_PROGRESS};
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_in_progress_index::Migration),
             Box::new(m20261201_000009_download_urls::Migration),
             Box::new(m20261201_000010_dataset_event_scope_index::Migration),
+            Box::new(m20261201_000011_job_run::Migration),
         ]
     }
 }

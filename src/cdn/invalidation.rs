@@ -1,7 +1,7 @@
 //! The CDN invalidation queue (DESIGN §7; STYLE habit 6). Purging a public item queues its CDN
 //! paths ([`paths_for`]: every form CloudFront may cache it under) with [`enqueue`], inside the
-//! purge's own transaction; [`run`] sends what is queued to CloudFront and [`spawn_worker`]
-//! calls it periodically.
+//! purge's own transaction; [`run`] sends what is queued to CloudFront, and the job runner
+//! calls it every minute (`crate::jobs::invalidations`).
 //!
 //! One run:
 //! 1. **claims** up to [`MAX_PATHS_PER_RUN`] distinct queued paths — every free row of each path,
@@ -18,7 +18,7 @@
 //! 3. **records** the outcome on every row of the batch's paths: `sent` with the invalidation
 //!    id; `failed` with the error after a permanent refusal (unknown distribution, access
 //!    denied, invalid request), never retried automatically — an operator fixes the cause and
-//!    calls [`requeue_failed`]; still `queued` (attempts + 1, error kept, lease released)
+//!    calls [`requeue_failed`] (`POST /admin/cdn/invalidations/requeue`); still `queued` (attempts + 1, error kept, lease released)
 //!    when transient failures outlast the backoff: the next run tries again, and this run stops
 //!    sending, as CloudFront is overloaded or away. Every write is conditional on the claim
 //!    token, so a sender whose lease ran out cannot overwrite a newer claim.
@@ -54,8 +54,6 @@ pub const MAX_BATCH_WILDCARDS: usize = 15;
 pub const MAX_PATHS_PER_RUN: usize = 3000;
 /// How long a claim keeps other senders away; far longer than a run takes.
 pub const LEASE: Duration = Duration::from_secs(300);
-/// How often [`spawn_worker`] runs when the caller has no better idea.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// `sent` rows are kept this long (the record of what was invalidated), then deleted.
 pub const KEEP_SENT_DAYS: i64 = 30;
 /// CloudFront's limit on an invalidation path.
@@ -217,7 +215,7 @@ pub enum InvalidationError {
 }
 
 /// What one [`run`] did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Invalidations CloudFront accepted.
     pub batches: usize,
@@ -364,10 +362,24 @@ pub async fn run(
     inv: &Invalidator,
     now: DateTime<Utc>,
 ) -> Result<Summary, InvalidationError> {
+    run_until(db, inv, now, &CancellationToken::new()).await
+}
+
+/// [`run`], stopping between batches once `stop` is cancelled (shutdown): what was claimed and
+/// not sent goes back to the queue.
+pub async fn run_until(
+    db: &DatabaseConnection,
+    inv: &Invalidator,
+    now: DateTime<Utc>,
+    stop: &CancellationToken,
+) -> Result<Summary, InvalidationError> {
     let mut summary = Summary::default();
     let token = Uuid::now_v7();
     let rows = claim(db, token, now).await?;
     for batch in batches(&rows, MAX_BATCH_PATHS) {
+        if stop.is_cancelled() {
+            break;
+        }
         let n = batch.paths.len() as u64;
         match inv.send(&batch).await {
             Ok(id) => {
@@ -399,7 +411,8 @@ pub async fn run(
             }
         }
     }
-    // What a transient failure left unsent goes back to the queue now, not when the lease ends.
+    // What a transient failure or a stop left unsent goes back to the queue now, not when the
+    // lease ends.
     let released = Entity::update_many()
         .col_expr(Column::ClaimedUntil, Expr::value(None::<DateTime<Utc>>))
         .col_expr(Column::ClaimToken, Expr::value(None::<Uuid>))
@@ -426,35 +439,6 @@ pub async fn requeue_failed(db: &DatabaseConnection) -> Result<u64, DbErr> {
         .exec(db)
         .await?;
     Ok(res.rows_affected)
-}
-
-/// Runs [`run`] every `every` (the first run at once) until `shutdown` is cancelled. Stopping
-/// mid-run is safe: claimed rows return to the queue when their lease ends, and a re-sent batch
-/// carries the same CallerReference.
-pub fn spawn_worker(
-    db: DatabaseConnection,
-    inv: Invalidator,
-    every: Duration,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        tracing::info!(distribution.id = %inv.distribution_id(), every_secs = every.as_secs(), "CDN invalidation worker started");
-        let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticks.tick() => {}
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                res = run(&db, &inv, Utc::now()) => if let Err(e) = res {
-                    tracing::warn!(error = %e, "CDN invalidation run failed; the queue is retried at the next tick");
-                }
-            }
-        }
-        tracing::info!("CDN invalidation worker stopped");
-    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The operator API (`/admin`, tokens with `operator: true`): retention rules and the lifecycle
-//! sweep's history and manual runs.
+//! The operator API (`/admin`, tokens with `operator: true`): retention rules, the lifecycle
+//! sweep's history and manual runs, every background job's runs, and requeueing the CDN
+//! invalidations CloudFront refused.
 use axum::{
     extract::{Path, Query, State},
     Json,
@@ -13,7 +14,13 @@ use crate::{
     auth::Operator,
     domain::TenantId,
     error::{ApiError, ApiResult},
-    lifecycle::{self, policy, runs::RunView, RunError, SweepOptions, Trigger},
+    jobs::{
+        self,
+        lifecycle::RunView,
+        record::{JobRunView, JOBS},
+        RunError, Trigger,
+    },
+    lifecycle::{policy, SweepOptions},
     problem::Code,
 };
 
@@ -106,7 +113,7 @@ pub async fn run_lifecycle(
         ..Default::default()
     };
     tracing::info!(operator = %op.user, dry_run = opts.dry_run, "lifecycle sweep requested");
-    match lifecycle::run(&app.lifecycle, Trigger::Api, &opts, Utc::now()).await {
+    match jobs::lifecycle::run(&app.lifecycle, Trigger::Api, &opts, Utc::now()).await {
         Ok(run) => Ok(Json(run.into())),
         Err(e @ RunError::Busy(_)) => {
             Err(ApiError::conflict(Code::LifecycleRunning, e.to_string()))
@@ -128,13 +135,8 @@ pub struct RunsView {
     runs: Vec<RunView>,
 }
 
-/// `GET /admin/lifecycle/runs?limit=&before=`: the latest runs first.
-pub async fn list_runs(
-    State(app): State<AppState>,
-    _op: Operator,
-    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<RunsView>> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
+/// `limit` (1 to 500, 50 by default) and `before` (RFC 3339) of a runs listing.
+fn page(q: &RunsQuery) -> ApiResult<(u64, Option<DateTime<Utc>>)> {
     let limit = match q.limit.as_deref() {
         None => 50,
         Some(v) => v
@@ -155,8 +157,80 @@ pub async fn list_runs(
                 .with_timezone(&Utc),
         ),
     };
-    let runs = lifecycle::runs::list(&app.db, limit, before).await?;
+    Ok((limit, before))
+}
+
+/// `GET /admin/lifecycle/runs?limit=&before=`: the latest runs first.
+pub async fn list_runs(
+    State(app): State<AppState>,
+    _op: Operator,
+    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunsView>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
+    let (limit, before) = page(&q)?;
+    let runs = jobs::lifecycle::list(&app.db, limit, before).await?;
     Ok(Json(RunsView {
         runs: runs.into_iter().map(RunView::from).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRunsQuery {
+    job: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobRunsView {
+    runs: Vec<JobRunView>,
+}
+
+/// `GET /admin/jobs/runs?job=&limit=&before=`: the latest runs of every scheduled job (or of
+/// `job`: `lifecycle`, `metering`, `invalidations`), newest first.
+pub async fn list_job_runs(
+    State(app): State<AppState>,
+    _op: Operator,
+    query: Result<Query<JobRunsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<JobRunsView>> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
+    let job = match q.job.as_deref() {
+        None => None,
+        Some(name) => Some(
+            JOBS.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, log)| *log)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = JOBS.iter().map(|(n, _)| *n).collect();
+                    ApiError::bad_request(
+                        Code::InvalidRequest,
+                        format!("`job` must be one of {}", names.join(", ")),
+                    )
+                })?,
+        ),
+    };
+    let (limit, before) = page(&RunsQuery {
+        limit: q.limit,
+        before: q.before,
+    })?;
+    let runs = jobs::record::list_jobs(&app.db, job, limit, before).await?;
+    Ok(Json(JobRunsView { runs }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequeuedView {
+    /// `failed` invalidation rows put back in the queue.
+    requeued: u64,
+}
+
+/// `POST /admin/cdn/invalidations/requeue`: puts the invalidations CloudFront refused (`failed`)
+/// back in the queue, once the cause is fixed; the next run sends them.
+pub async fn requeue_invalidations(
+    State(app): State<AppState>,
+    op: Operator,
+) -> ApiResult<Json<RequeuedView>> {
+    let requeued = crate::cdn::invalidation::requeue_failed(&app.db).await?;
+    tracing::info!(operator = %op.user, requeued, "failed CDN invalidations requeued");
+    Ok(Json(RequeuedView { requeued }))
 }

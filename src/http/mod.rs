@@ -59,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/lifecycle/run", post(admin::run_lifecycle))
         .route("/admin/lifecycle/runs", get(admin::list_runs))
+        .route("/admin/jobs/runs", get(admin::list_job_runs))
+        .route(
+            "/admin/cdn/invalidations/requeue",
+            post(admin::requeue_invalidations),
+        )
         .route("/admin/usage", get(usage::usage))
         .route("/admin/usage/{tenant}", get(usage::tenant_series))
         .route(

@@ -15,12 +15,11 @@ use crate::{
     auth::Operator,
     domain::TenantId,
     error::{ApiError, ApiResult},
-    lifecycle::Trigger,
+    jobs::{self, RunError, Trigger},
     metering::{
-        self,
         quota::{self, TenantQuota},
         report::{self, Filter, Series, UsageRow},
-        RunError, RunOptions,
+        RunOptions,
     },
     problem::Code,
 };
@@ -278,7 +277,7 @@ pub async fn run_metering(
         fix_drift: super::admin::flag("fix_drift", q.fix_drift.as_deref())?,
     };
     tracing::info!(operator = %op.user, fix_drift = opts.fix_drift, "metering run requested");
-    match metering::run(&app.metering, Trigger::Api, opts, Utc::now()).await {
+    match jobs::metering::run(&app.metering, Trigger::Api, opts, Utc::now()).await {
         Ok(run) => Ok(Json(serde_json::json!({
             "run_id": run.id,
             "status": run.status,

@@ -1,24 +1,16 @@
 //! Metering (DESIGN §8): exact usage counters per tenant+env ([`crate::usage`], kept by every change
 //! in its own transaction; reads are added up in memory and recorded in batches, [`buffer`]),
-//! quotas ([`quota`]), and the metering job ([`run`]): a storage sample
-//! into `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check
-//! ([`reconcile`]). Like the lifecycle sweep, the job takes the catalog lease `metering`, and a
-//! scheduled tick is claimed by a unique `metering_run` row, so one replica runs each tick.
+//! quotas ([`quota`]), and the metering job's work ([`steps`]): a storage sample into
+//! `usage_daily`, CloudFront log ingest ([`ingest`]) and a reconcile check ([`reconcile`]).
+//! The job runner leases and records it (`jobs::metering`), so one replica runs each tick.
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use entity::metering_run::{self, STATUS_FAILED, STATUS_RUNNING, STATUS_SUCCEEDED};
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set, SqlErr,
-};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use tokio_util::sync::CancellationToken;
 
-use crate::{
-    config::MeteringConfig,
-    lifecycle::{Held, Lease, Trigger},
-    storage::ObjectStore,
-};
+use crate::{config::MeteringConfig, storage::ObjectStore};
 
 pub mod buffer;
 pub mod cdn_log;
@@ -26,13 +18,10 @@ pub mod ingest;
 pub mod quota;
 pub mod reconcile;
 pub mod report;
-pub mod schedule;
 pub mod snapshot;
 
-pub const LEASE: &str = "metering";
-pub const LEASE_TTL_SECS: i64 = 300;
-
 /// What the metering job works with.
+#[derive(Clone)]
 pub struct Metering {
     pub db: DatabaseConnection,
     /// Where CloudFront's log files are read: the log bucket of `CAIRN_CDN_LOG_PREFIX`
@@ -61,99 +50,41 @@ pub struct RunReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("a metering run is already going on {} (lease until {})", .0.holder, .0.expires_at)]
-    Busy(Held),
-    #[error("another replica runs this tick")]
-    TickTaken,
+pub enum StepError {
     #[error("catalog: {0}")]
     Db(#[from] DbErr),
+    #[error("stopped by shutdown")]
+    Cancelled,
 }
 
-impl Metering {
-    fn lease(&self) -> Lease {
-        let run = Uuid::now_v7().simple().to_string();
-        Lease::new(
-            LEASE,
-            format!("{}:{}", self.holder, &run[run.len() - 8..]),
-            Duration::seconds(LEASE_TTL_SECS),
-        )
-    }
-}
-
-/// One metering run as of `now` (the day samples and activity land on; tests inject it).
-pub async fn run(
+/// The metering job's steps as of `now` (the day samples and activity land on; tests inject
+/// it): what they did, and whether they ended early. `stop` is checked before each step. Neither
+/// leases nor records: the job runner does.
+pub async fn steps(
     m: &Metering,
-    trigger: Trigger,
     opts: RunOptions,
     now: DateTime<Utc>,
-) -> Result<metering_run::Model, RunError> {
-    let lease = m.lease();
-    let row = metering_run::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        trigger: Set(trigger.name().to_owned()),
-        tick: Set(trigger.tick()),
-        status: Set(STATUS_RUNNING.into()),
-        holder: Set(m.holder.clone()),
-        started_at: Set(crate::domain::catalog_time(Utc::now())),
-        finished_at: Set(None),
-        report: Set(serde_json::json!(RunReport::default())),
-        error: Set(None),
-    };
-    if let Err(held) = lease.acquire(&m.db).await? {
-        return Err(RunError::Busy(held));
-    }
-    let row = match row.insert(&m.db).await {
-        Ok(r) => r,
-        Err(e) => {
-            lease.release(&m.db).await.ok();
-            return Err(match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => RunError::TickTaken,
-                _ => e.into(),
-            });
+    stop: &CancellationToken,
+) -> (RunReport, Result<(), StepError>) {
+    let mut report = RunReport::default();
+    let result = async {
+        let checkpoint = || match stop.is_cancelled() {
+            true => Err(StepError::Cancelled),
+            false => Ok(()),
+        };
+        checkpoint()?;
+        report.sampled = snapshot::sample(&m.db, now).await?;
+        checkpoint()?;
+        if let Some(prefix) = &m.config.cdn_log_prefix {
+            report.cdn_logs = Some(ingest::ingest(&m.db, &*m.store, prefix, &m.envs, now).await?);
+            checkpoint()?;
         }
-    };
-    let result = steps(m, opts, now).await;
-    let mut done: metering_run::ActiveModel = row.into();
-    done.finished_at = Set(Some(crate::domain::catalog_time(Utc::now())));
-    match &result {
-        Ok(report) => {
-            done.status = Set(STATUS_SUCCEEDED.into());
-            done.report = Set(serde_json::json!(report));
-        }
-        Err(e) => {
-            done.status = Set(STATUS_FAILED.into());
-            done.error = Set(Some(e.to_string()));
-        }
+        report.drift = reconcile::reconcile(&m.db, opts.fix_drift, now).await?;
+        report.drift_fixed = opts.fix_drift && !report.drift.is_empty();
+        Ok::<(), StepError>(())
     }
-    let done = done.update(&m.db).await;
-    if let Err(e) = lease.release(&m.db).await {
-        tracing::warn!(error = %e, "could not release the metering lease; it expires on its own");
-    }
-    let done = done?;
-    metrics::counter!("cairn_metering_runs_total", "status" => done.status.clone()).increment(1);
-    match result {
-        Ok(r) => {
-            tracing::info!(run.id = %done.id, sampled = r.sampled, drift = r.drift.len(), cdn_files = r.cdn_logs.as_ref().map_or(0, |l| l.files), cdn_failed = r.cdn_logs.as_ref().map_or(0, |l| l.failed), "metering run finished")
-        }
-        Err(e) => tracing::error!(run.id = %done.id, error = %e, "metering run failed"),
-    }
-    Ok(done)
-}
-
-async fn steps(m: &Metering, opts: RunOptions, now: DateTime<Utc>) -> Result<RunReport, DbErr> {
-    let sampled = snapshot::sample(&m.db, now).await?;
-    let cdn_logs = match &m.config.cdn_log_prefix {
-        Some(prefix) => Some(ingest::ingest(&m.db, &*m.store, prefix, &m.envs, now).await?),
-        None => None,
-    };
-    let drift = reconcile::reconcile(&m.db, opts.fix_drift, now).await?;
-    Ok(RunReport {
-        sampled,
-        cdn_logs,
-        drift_fixed: opts.fix_drift && !drift.is_empty(),
-        drift,
-    })
+    .await;
+    (report, result)
 }
 
 /// A catalog that holds items but no counters yet (upgraded from before metering) gets its

@@ -2,7 +2,10 @@
 //! store held; download URLs handed out and bytes actually served are two measures (URLs counted
 //! without a catalog write per read, flushed in batches); a server starting on a day without a
 //! storage sample takes one.
-use cairn::lifecycle::{self, report::Tally, Report, SweepOptions, Trigger};
+use cairn::{
+    jobs::{self, Trigger},
+    lifecycle::{report::Tally, Report, SweepOptions},
+};
 use chrono::{DateTime, Duration, Utc};
 use entity::{usage, usage_daily};
 use reqwest::StatusCode;
@@ -15,7 +18,7 @@ const PNG: &str = "image/png";
 
 /// A sweep as of `now` through the entry point the schedule, CLI and API use.
 async fn sweep_with(app: &TestApp, now: DateTime<Utc>, opts: SweepOptions) -> Report {
-    let run = lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
+    let run = jobs::lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
         .await
         .expect("the sweep runs");
     assert_eq!(run.status, "succeeded", "{:?} {}", run.error, run.report);
@@ -734,7 +737,7 @@ async fn a_server_starting_samples_storage_when_the_day_has_no_sample() {
     let fresh = app.owner("fresh", "dev");
     app.stream_artifact(&sampled, PNG, &sample(PNG, 900), json!({}))
         .await;
-    cairn::metering::run(
+    cairn::jobs::metering::run(
         &app.state.metering,
         Trigger::Api,
         cairn::metering::RunOptions::default(),

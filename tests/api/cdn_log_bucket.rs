@@ -6,8 +6,8 @@
 use aws_sdk_s3::primitives::ByteStream;
 use cairn::{
     config::{Config, Settings},
-    lifecycle::Trigger,
-    metering::{self, RunOptions},
+    jobs::{self, Trigger},
+    metering::RunOptions,
 };
 use chrono::Utc;
 use entity::{usage, usage_daily};
@@ -90,7 +90,7 @@ async fn logs_in_a_second_bucket_count_per_tenant() {
     .await;
     assert_ne!(app.bucket.as_deref(), Some(log_bucket.as_str()));
 
-    let run = metering::run(
+    let run = jobs::metering::run(
         &app.state.metering,
         Trigger::Api,
         RunOptions::default(),
@@ -121,7 +121,7 @@ async fn logs_in_a_second_bucket_count_per_tenant() {
     assert_eq!(total(&app, "globex", "dev").await, (1, 4096));
 
     // A second run finds both files, already counted.
-    let again = metering::run(
+    let again = jobs::metering::run(
         &app.state.metering,
         Trigger::Api,
         RunOptions::default(),

@@ -5,8 +5,9 @@
 use std::process::Command;
 
 use cairn::{
-    lifecycle::{self, SweepOptions, Trigger},
-    metering::{self, RunOptions},
+    jobs::{self, Trigger},
+    lifecycle::SweepOptions,
+    metering::RunOptions,
 };
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -90,7 +91,7 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    metering::run(
+    jobs::metering::run(
         &app.state.metering,
         Trigger::Api,
         RunOptions::default(),
@@ -98,7 +99,7 @@ async fn an_operator_signs_in_and_sees_a_tenant_row_and_chart_in_chromium() {
     )
     .await
     .unwrap();
-    lifecycle::run(
+    jobs::lifecycle::run(
         &app.state.lifecycle,
         Trigger::Api,
         &SweepOptions::default(),

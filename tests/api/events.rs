@@ -3,7 +3,8 @@
 //! queries refused. Isolation is in the matrices (isolation.rs, artifact_isolation.rs).
 use cairn::{
     auth::Role,
-    lifecycle::{self, SweepOptions, Trigger},
+    jobs::{self, Trigger},
+    lifecycle::SweepOptions,
 };
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
@@ -180,7 +181,7 @@ async fn an_items_history_outlives_it() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let opts = SweepOptions::default();
-    lifecycle::run(
+    jobs::lifecycle::run(
         &app.state.lifecycle,
         Trigger::Api,
         &opts,

@@ -429,12 +429,18 @@ async fn the_worker_sends_what_is_queued_until_shutdown() {
     let cf = cloudfront(&moto).await;
     let dist = create_distribution(&cf).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let worker = invalidation::spawn_worker(
-        db.clone(),
-        invalidator(&moto, &dist).await,
-        Duration::from_millis(50),
-        shutdown.clone(),
-    );
+    // The job as the server schedules it, every 50 ms instead of every minute.
+    let mut runner = cairn::jobs::Runner::new(shutdown.clone()).await.unwrap();
+    let job = cairn::jobs::invalidations::InvalidationsJob {
+        db: db.clone(),
+        inv: invalidator(&moto, &dist).await,
+        holder: cairn::jobs::holder_id(),
+    };
+    runner
+        .add(cairn::jobs::Schedule::Every(Duration::from_millis(50)), job)
+        .await
+        .unwrap();
+    let worker = runner.start().await.unwrap();
     for round in 0..2 {
         let queued = paths(20);
         invalidation::enqueue(db, &queued, Utc::now())
@@ -562,11 +568,11 @@ async fn a_purge_queues_every_path_cairn_handed_out_in_cloudfronts_encoding() {
         store: app.state.store.clone(),
         config: app.state.config.lifecycle.clone(),
         invalidate: true,
-        holder: cairn::lifecycle::lease::holder_id(),
+        holder: cairn::jobs::holder_id(),
     };
-    let run = cairn::lifecycle::run(
+    let run = cairn::jobs::lifecycle::run(
         &lc,
-        cairn::lifecycle::Trigger::Cli,
+        cairn::jobs::Trigger::Cli,
         &cairn::lifecycle::SweepOptions::default(),
         Utc::now() + chrono::Duration::days(8),
     )

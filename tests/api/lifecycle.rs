@@ -3,7 +3,8 @@
 //! idempotence and crash safety.
 use cairn::{
     domain::ObjectKey,
-    lifecycle::{self, CrashPoint, Lifecycle, Report, RunError, SweepOptions, Trigger},
+    jobs::{self, RunError, Trigger},
+    lifecycle::{self, CrashPoint, Lifecycle, Report, SweepOptions},
 };
 use chrono::{DateTime, Duration, Utc};
 use entity::{artifact, blob, job_lease, lifecycle_run, raw_asset};
@@ -17,7 +18,7 @@ const PNG: &str = "image/png";
 
 /// Runs a sweep as of `now` through the same entry point the schedule, CLI and API use.
 async fn sweep_with(app: &TestApp, now: DateTime<Utc>, opts: SweepOptions) -> Report {
-    let run = lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
+    let run = jobs::lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
         .await
         .expect("the sweep runs");
     assert_ne!(run.status, lifecycle_run::STATUS_FAILED, "{:?}", run.error);
@@ -43,7 +44,7 @@ fn another_process(app: &TestApp, invalidate: bool) -> Lifecycle {
         store: app.state.store.clone(),
         config: app.state.config.lifecycle.clone(),
         invalidate,
-        holder: lifecycle::lease::holder_id(),
+        holder: jobs::holder_id(),
     }
 }
 
@@ -506,7 +507,7 @@ async fn a_public_object_removed_is_queued_for_cdn_invalidation() {
     delete(&app, &acme, id_of(&p)).await;
     // The app has no distribution; the same catalog and store with one configured.
     let lc = another_process(&app, true);
-    let run = lifecycle::run(
+    let run = jobs::lifecycle::run(
         &lc,
         Trigger::Cli,
         &SweepOptions::default(),
@@ -636,7 +637,7 @@ async fn a_dry_run_reports_exactly_what_the_real_run_does_and_changes_nothing() 
     );
     let done = sweep(&app, when).await;
     assert_eq!(planned, done);
-    let runs = lifecycle::runs::list(&app.state.db, 10, None)
+    let runs = jobs::lifecycle::list(&app.state.db, 10, None)
         .await
         .unwrap();
     assert_eq!(runs.len(), 2);
@@ -835,7 +836,7 @@ async fn a_crash_after_any_step_loses_nothing_and_the_next_sweep_finishes() {
             crash_after: Some(at),
             ..Default::default()
         };
-        let err = lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, when)
+        let err = jobs::lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, when)
             .await
             .unwrap_err();
         assert!(matches!(err, RunError::Crashed(_)), "{at:?}: {err}");
@@ -848,7 +849,8 @@ async fn a_crash_after_any_step_loses_nothing_and_the_next_sweep_finishes() {
 
         // Another process finds the dead one's lease held until it runs out; then it sweeps.
         let mut restarted = another_process(&app, false);
-        let busy = lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when).await;
+        let busy =
+            jobs::lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when).await;
         assert!(
             matches!(busy, Err(RunError::Busy(_))),
             "{at:?}: the lease is still held"
@@ -861,7 +863,7 @@ async fn a_crash_after_any_step_loses_nothing_and_the_next_sweep_finishes() {
             .exec(&app.state.db)
             .await
             .unwrap();
-        let run = lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when)
+        let run = jobs::lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when)
             .await
             .unwrap();
         assert_eq!(
@@ -899,8 +901,8 @@ async fn a_crash_after_any_step_loses_nothing_and_the_next_sweep_finishes() {
             .await
             .unwrap();
         assert_eq!(interrupted.len(), 1, "{at:?}: the crashed run is closed");
-        restarted.holder = lifecycle::lease::holder_id();
-        let again = lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when)
+        restarted.holder = jobs::holder_id();
+        let again = jobs::lifecycle::run(&restarted, Trigger::Api, &SweepOptions::default(), when)
             .await
             .unwrap();
         let r: Report = serde_json::from_value(again.report).unwrap();
@@ -915,18 +917,18 @@ async fn one_run_per_scheduled_tick() {
     let lc = &app.state.lifecycle;
     let second = another_process(&app, false);
     let opts = SweepOptions::default();
-    let first = lifecycle::run(lc, Trigger::Schedule(tick), &opts, tick)
+    let first = jobs::lifecycle::run(lc, Trigger::Schedule(tick), &opts, tick)
         .await
         .unwrap();
     assert_eq!(first.status, lifecycle_run::STATUS_SUCCEEDED);
-    let other = lifecycle::run(&second, Trigger::Schedule(tick), &opts, tick).await;
+    let other = jobs::lifecycle::run(&second, Trigger::Schedule(tick), &opts, tick).await;
     assert!(matches!(other, Err(RunError::TickTaken)));
     let next = tick + Duration::minutes(15);
-    lifecycle::run(&second, Trigger::Schedule(next), &opts, next)
+    jobs::lifecycle::run(&second, Trigger::Schedule(next), &opts, next)
         .await
         .unwrap();
     assert_eq!(
-        lifecycle::runs::list(&app.state.db, 10, None)
+        jobs::lifecycle::list(&app.state.db, 10, None)
             .await
             .unwrap()
             .len(),
@@ -944,14 +946,10 @@ fn ticks_name_the_scheduled_instant() {
         "2026-11-24T10:15:00.700Z",
         "2026-11-24T10:16:59Z",
     ] {
-        assert_eq!(
-            lifecycle::schedule::tick_of(&cron, at(fired)),
-            tick,
-            "{fired}"
-        );
+        assert_eq!(jobs::tick_of(&cron, at(fired)), tick, "{fired}");
     }
     assert_eq!(
-        lifecycle::schedule::tick_of(&cron, at("2026-11-24T10:30:00.100Z")),
+        jobs::tick_of(&cron, at("2026-11-24T10:30:00.100Z")),
         at("2026-11-24T10:30:00Z")
     );
 }
@@ -1122,7 +1120,7 @@ async fn the_run_endpoint_sweeps_reports_and_refuses_while_a_sweep_runs() {
 
     // Another holder's live lease: 409, and nothing runs.
     job_lease::Entity::insert(job_lease::ActiveModel {
-        name: sea_orm::Set(lifecycle::LEASE.into()),
+        name: sea_orm::Set(jobs::lifecycle::LEASE.into()),
         holder: sea_orm::Set("elsewhere:1:abc".into()),
         expires_at: sea_orm::Set(Utc::now() + Duration::minutes(5)),
     })

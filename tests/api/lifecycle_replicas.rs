@@ -83,7 +83,7 @@ impl Cairn {
             .env("CAIRN_LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
-                "info,sqlx=warn,sea_orm=warn,cairn::lifecycle=debug",
+                "info,sqlx=warn,sea_orm=warn,cairn::lifecycle=debug,cairn::jobs=debug",
             )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -171,6 +171,7 @@ impl Drop for Cairn {
                 .iter()
                 .filter(|l| {
                     l.contains("cairn::lifecycle")
+                        || l.contains("cairn::jobs")
                         || l.contains("\"level\":\"WARN\"")
                         || l.contains("\"level\":\"ERROR\"")
                         || !l.starts_with('{')
@@ -199,15 +200,15 @@ enum Firing {
 fn firings(c: &Cairn) -> Vec<(String, Firing)> {
     c.entries()
         .into_iter()
-        .filter(|e| e["target"] == "cairn::lifecycle::schedule")
+        .filter(|e| e["target"] == "cairn::jobs::runner" && e["fields"]["job"] == "lifecycle")
         .filter_map(|e| {
             let tick = e["fields"]["tick"].as_str()?.to_owned();
             let msg = e["fields"]["message"].as_str().unwrap_or_default();
-            let what = if msg == "scheduled sweep done" {
+            let what = if msg == "scheduled run done" {
                 Firing::Ran
-            } else if msg == "another replica runs this lifecycle tick" {
+            } else if msg == "another replica runs this tick" {
                 Firing::Taken
-            } else if msg.starts_with("a lifecycle sweep is already running") {
+            } else if msg.starts_with("a lifecycle run is already going") {
                 Firing::Busy
             } else {
                 Firing::Failed
@@ -842,13 +843,16 @@ async fn three_replicas_purge_each_expired_item_once_with_one_run_per_tick() {
     for r in &replicas {
         for e in r.entries() {
             let f = &e["fields"];
-            if f["message"] == "closed lifecycle runs whose process stopped mid-sweep" {
+            if f["job"] != "lifecycle" {
+                continue;
+            }
+            if f["message"] == "closed runs whose process stopped mid-run" {
                 closed.push(format!(
                     "{} at {}: {} runs",
                     r.name, e["timestamp"], f["runs"]
                 ));
             }
-            if f["message"] != "lifecycle sweep started" {
+            if f["message"] != "job run started" {
                 continue;
             }
             let id: Uuid = f["run.id"].as_str().unwrap().parse().unwrap();

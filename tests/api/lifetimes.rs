@@ -1,7 +1,10 @@
 //! Expiry and URL lifetimes (issue 15 §4, §5): an artifact past its `expires_at` is gone for
 //! readers at once (the sweep deletes it later); `expires_in` sets the lifetime of the URLs of
 //! `GET /artifacts/{id}`, the run manifest and signed cookies.
-use cairn::lifecycle::{self, SweepOptions, Trigger};
+use cairn::{
+    jobs::{self, Trigger},
+    lifecycle::SweepOptions,
+};
 use chrono::{Duration, Utc};
 use entity::artifact;
 use reqwest::{Method, StatusCode};
@@ -118,7 +121,7 @@ async fn an_expired_artifact_is_gone_for_readers_at_once() {
 
     // The sweep still does the deleting.
     let opts = SweepOptions::default();
-    lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, Utc::now())
+    jobs::lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, Utc::now())
         .await
         .unwrap();
     let row = artifact::Entity::find_by_id(uuid::Uuid::parse_str(&id).unwrap())

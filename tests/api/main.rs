@@ -25,6 +25,7 @@ mod events;
 mod hostile_bodies;
 mod invalidation;
 mod isolation;
+mod jobs;
 mod lifecycle;
 mod lifecycle_replicas;
 mod lifetimes;

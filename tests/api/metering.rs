@@ -3,8 +3,9 @@
 //! CloudFront log ingest (a file seen twice counts once), quotas and their warnings, the usage
 //! API (JSON, CSV, daily series), per-tenant gauges, operator-only access and the CLI.
 use cairn::{
-    lifecycle::{self, SweepOptions, Trigger},
-    metering::{self, reconcile, RunOptions},
+    jobs::{self, Trigger},
+    lifecycle::SweepOptions,
+    metering::{reconcile, RunOptions},
 };
 use chrono::{DateTime, Duration, Utc};
 use entity::{usage, usage_daily};
@@ -44,7 +45,7 @@ fn stock(u: &usage::Model) -> (i64, i64, i64, i64, i64) {
 }
 
 async fn sweep(app: &TestApp, now: DateTime<Utc>) {
-    let run = lifecycle::run(
+    let run = jobs::lifecycle::run(
         &app.state.lifecycle,
         Trigger::Api,
         &SweepOptions::default(),
@@ -290,11 +291,11 @@ async fn storage_samples_make_daily_averages_peaks_and_gb_days() {
     let l = png.len() as i64;
     let day = Utc::now();
     let m = &app.state.metering;
-    metering::run(m, Trigger::Api, RunOptions::default(), day)
+    jobs::metering::run(m, Trigger::Api, RunOptions::default(), day)
         .await
         .unwrap();
     app.stream_artifact(&who, PNG, &png, json!({})).await;
-    metering::run(m, Trigger::Api, RunOptions::default(), day)
+    jobs::metering::run(m, Trigger::Api, RunOptions::default(), day)
         .await
         .unwrap();
     let d = usage_daily::Entity::find_by_id((
@@ -311,7 +312,7 @@ async fn storage_samples_make_daily_averages_peaks_and_gb_days() {
         (d.samples, d.stored_bytes_sum, d.stored_bytes_peak),
         (1, l, l)
     );
-    metering::run(m, Trigger::Api, RunOptions::default(), day)
+    jobs::metering::run(m, Trigger::Api, RunOptions::default(), day)
         .await
         .unwrap();
     let res = app
@@ -334,14 +335,11 @@ async fn storage_samples_make_daily_averages_peaks_and_gb_days() {
 
     // A scheduled tick is run once, however many replicas fire it.
     let tick = Trigger::Schedule(day);
-    metering::run(m, tick, RunOptions::default(), day)
+    jobs::metering::run(m, tick, RunOptions::default(), day)
         .await
         .unwrap();
-    let again = metering::run(m, tick, RunOptions::default(), day).await;
-    assert!(
-        matches!(again, Err(metering::RunError::TickTaken)),
-        "{again:?}"
-    );
+    let again = jobs::metering::run(m, tick, RunOptions::default(), day).await;
+    assert!(matches!(again, Err(jobs::RunError::TickTaken)), "{again:?}");
 }
 
 /// Writes a fixture log file into the store under `key`.
@@ -371,7 +369,7 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
     // Something under the prefix that is not a log file is left alone.
     put_log(&app, "cdn-logs/README.txt", b"not a log".to_vec()).await;
     let m = &app.state.metering;
-    let first = metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
+    let first = jobs::metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
         .await
         .unwrap();
     assert_eq!(first.report["cdn_logs"]["files"], 1, "{}", first.report);
@@ -379,12 +377,12 @@ async fn cloudfront_logs_are_ingested_once_per_file() {
 
     // The second run sees the first file again (and a new one): the first adds nothing.
     put_log(&app, &format!("cdn-logs/{f2}"), fixture(f2)).await;
-    let second = metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
+    let second = jobs::metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
         .await
         .unwrap();
     assert_eq!(second.report["cdn_logs"]["files"], 1, "{}", second.report);
     assert_eq!(second.report["cdn_logs"]["already_ingested"], 1);
-    let third = metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
+    let third = jobs::metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
         .await
         .unwrap();
     assert_eq!(third.report["cdn_logs"]["files"], 0);

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use cairn::{
     config::{Config, Settings},
     domain::{Filename, ObjectKey},
-    lifecycle::Trigger,
+    jobs::{self, Trigger},
     metering::{self, ingest::IngestReport, Metering, RunOptions},
     storage::{
         BodyStream, ObjectInfo, ObjectPage, ObjectStore, PutError, StoreError, Upload,
@@ -59,7 +59,7 @@ async fn put_log(app: &TestApp, key: &str, bytes: Vec<u8>) {
 
 /// One metering run through `m`; its CloudFront log report.
 async fn run(m: &Metering) -> IngestReport {
-    let run = metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
+    let run = jobs::metering::run(m, Trigger::Api, RunOptions::default(), Utc::now())
         .await
         .unwrap();
     assert_eq!(run.status, "succeeded", "{:?}", run.error);

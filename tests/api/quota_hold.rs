@@ -2,7 +2,10 @@
 //! the limits from presign/create until it fails, is abandoned or settles; admissions that
 //! race cannot pass a limit together, nor can settles of items admitted before the limit was
 //! lowered. A refusal is a 403 `quota_exceeded` with the `quota` member and writes nothing.
-use cairn::lifecycle::{self, SweepOptions, Trigger};
+use cairn::{
+    jobs::{self, Trigger},
+    lifecycle::SweepOptions,
+};
 use chrono::{Duration, Utc};
 use entity::usage;
 use futures_util::future::join_all;
@@ -112,7 +115,7 @@ fn bytes_quota(tenant: &str, env: Option<&str>, used: i64, requested: i64, limit
 
 /// Runs the lifecycle sweep two days from now: every upload started before is abandoned.
 async fn sweep_later(app: &TestApp) {
-    let run = lifecycle::run(
+    let run = jobs::lifecycle::run(
         &app.state.lifecycle,
         Trigger::Api,
         &SweepOptions::default(),

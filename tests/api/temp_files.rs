@@ -10,7 +10,8 @@ use std::{
 
 use cairn::{
     config::{Config, Provision, Settings, StorageConfig},
-    lifecycle::{self, report::Tally, Report, SweepOptions, Trigger},
+    jobs::{self, Trigger},
+    lifecycle::{report::Tally, Report, SweepOptions},
     Application, ABANDONED_TEMP_FILE_AGE,
 };
 use chrono::Utc;
@@ -93,7 +94,7 @@ async fn a_restarted_server_removes_abandoned_temp_files_and_keeps_fresh_ones() 
 }
 
 async fn sweep(app: &TestApp, now: chrono::DateTime<Utc>, opts: SweepOptions) -> Report {
-    let run = lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
+    let run = jobs::lifecycle::run(&app.state.lifecycle, Trigger::Api, &opts, now)
         .await
         .unwrap();
     assert_ne!(run.status, "failed", "{:?}", run.error);

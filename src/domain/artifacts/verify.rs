@@ -1,16 +1,14 @@
 //! The background verifier of completed multipart uploads: S3 keeps no whole-object SHA-256 for
-//! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact. At
-//! most [`CONCURRENCY`] objects are hashed at once. The work is recorded in the catalog (artifact
-//! `uploading`, blob `verifying`), so [`recover`] resumes it after a restart; running it twice
+//! them, so Cairn streams the object, hashes it (bounded memory) and settles the artifact
+//! ([`verify_one`]; the job runner's `jobs::verify` works the queue, at most [`CONCURRENCY`]
+//! objects at once). The work is recorded in the catalog (artifact `uploading`, blob
+//! `verifying`), so [`recover`] resumes it after a restart; running it twice
 //! (two replicas) is harmless, as every transition is conditional. Verified bytes that no longer
 //! fit the tenant's quota (a limit lowered since the artifact was admitted) fail the artifact
 //! with code `quota_exceeded`: there is no client to answer, and failing releases what the
 //! upload held.
-use std::{sync::Arc, time::Duration};
-
 use entity::{artifact, blob};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::{mpsc, Semaphore};
 use uuid::Uuid;
 
 use super::{complete::verify_stored, settle::fail};
@@ -18,36 +16,8 @@ use crate::{auth::Scope, core::Core, metering::quota, problem::Problem};
 
 /// Objects hashed at once.
 pub const CONCURRENCY: usize = 2;
-/// How long to wait before retrying when the store or catalog is unavailable.
-const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 pub use crate::core::VerifyQueue;
-
-/// Runs the verifier until the queue closes: first the work a previous run left, then what
-/// arrives.
-pub async fn run(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Uuid>) {
-    if let Err(e) = recover(&core).await {
-        tracing::warn!(error = %e, "could not list unfinished verifications; they resume at the next start");
-    }
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
-    while let Some(id) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let core = core.clone();
-        tokio::spawn(async move {
-            let outcome = verify_one(&core, id).await;
-            drop(permit);
-            if let Err(e) = outcome {
-                if worth_retry(&e) {
-                    tracing::warn!(artifact.id = %id, code = %e.code(), error = %e, "verification postponed");
-                    tokio::time::sleep(RETRY_AFTER).await;
-                    core.verify_queue.enqueue(id);
-                }
-            }
-        });
-    }
-}
 
 /// Whether a verification that failed with `e` should run again later: when the store or the
 /// catalog was out, a concurrent change won, or something broke on Cairn's side. A refusal of

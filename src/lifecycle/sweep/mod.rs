@@ -25,14 +25,14 @@
 //! store's deletes and aborts only recorded: it reports exactly what a real run would do.
 //!
 //! Steps 1–3 walk artifacts and raw assets alike, through one [`table::Table`].
-use std::{collections::HashSet, time::Instant};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use entity::blob;
 use futures_util::future::join_all;
 use sea_orm::{sea_query::Expr, ConnectionTrait, TransactionTrait};
 
-use super::{lease::Lease, report::Report, CrashPoint, Lifecycle, SweepError, SweepOptions};
+use super::{report::Report, CrashPoint, Lifecycle, SweepError, SweepOptions};
 use crate::{
     auth::Scope,
     domain::{catalog_time, ObjectKey},
@@ -48,8 +48,6 @@ mod table;
 
 /// Items handled per catalog transaction.
 const ITEM_BATCH: u64 = 500;
-/// How often a long sweep renews its lease.
-const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// The user lifecycle events name.
 pub const ACTOR: &str = "cairn-lifecycle";
 /// HEAD requests the object step keeps in flight (each object's size is asked before its delete).
@@ -62,8 +60,6 @@ pub(super) struct Sweep<'a, C> {
     db: &'a C,
     now: DateTime<Utc>,
     opts: &'a SweepOptions,
-    lease: &'a Lease,
-    renewed: Instant,
     pub report: Report,
     /// Dry run: keys whose deletes were only recorded.
     dry_deleted: HashSet<String>,
@@ -72,20 +68,12 @@ pub(super) struct Sweep<'a, C> {
 }
 
 impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
-    pub fn new(
-        lc: &'a Lifecycle,
-        db: &'a C,
-        now: DateTime<Utc>,
-        opts: &'a SweepOptions,
-        lease: &'a Lease,
-    ) -> Self {
+    pub fn new(lc: &'a Lifecycle, db: &'a C, now: DateTime<Utc>, opts: &'a SweepOptions) -> Self {
         Self {
             lc,
             db,
             now: catalog_time(now),
             opts,
-            lease,
-            renewed: Instant::now(),
             report: Report::default(),
             dry_deleted: HashSet::new(),
             dry_aborted: HashSet::new(),
@@ -107,19 +95,14 @@ impl<'a, C: ConnectionTrait + TransactionTrait> Sweep<'a, C> {
         self.lc.store.as_ref()
     }
 
-    /// Between batches: progress, shutdown, and the lease.
+    /// Between batches: progress and shutdown (the job runner cancels `stop` when the lease is
+    /// lost too).
     async fn checkpoint(&mut self, step: &'static str, done: u64) -> Result<(), SweepError> {
         if let Some(p) = &self.opts.progress {
             p(step, done);
         }
         if self.opts.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
             return Err(SweepError::Cancelled);
-        }
-        if self.renewed.elapsed() >= RENEW_EVERY {
-            if !self.lease.renew(self.db).await? {
-                return Err(SweepError::LeaseLost);
-            }
-            self.renewed = Instant::now();
         }
         Ok(())
     }

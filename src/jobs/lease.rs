@@ -1,6 +1,6 @@
 //! Job leases in the catalog: a row per job naming its holder until an expiry. Works the same on
 //! SQLite and Postgres; a holder that dies loses its lease when the expiry passes. Lease times are
-//! wall-clock time, never a sweep's injected clock.
+//! wall-clock time, never a job's injected clock.
 use chrono::{DateTime, Duration, Utc};
 use entity::job_lease::{self, Column, Entity};
 use sea_orm::{
@@ -21,6 +21,8 @@ pub struct Lease {
 /// Who holds a lease now.
 #[derive(Debug, Clone)]
 pub struct Held {
+    /// The lease's name (the job's).
+    pub name: &'static str,
     pub holder: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -28,6 +30,14 @@ pub struct Held {
 impl Lease {
     pub fn new(name: &'static str, holder: String, ttl: Duration) -> Self {
         Self { name, holder, ttl }
+    }
+
+    /// A lease for one run of `name` by `holder` ([`holder_id`]). Its holder token is new each
+    /// time, so a process whose previous run still goes (a tick won while running) finds the
+    /// lease held, even by itself.
+    pub fn for_run(name: &'static str, holder: &str, ttl: Duration) -> Self {
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        Self::new(name, format!("{holder}:{}", &run[run.len() - 8..]), ttl)
     }
 
     /// Takes the lease if it is free, expired or already ours; otherwise says who holds it.
@@ -58,10 +68,12 @@ impl Lease {
         Ok(match row {
             Some(r) if r.holder == self.holder => Ok(()),
             Some(r) => Err(Held {
+                name: self.name,
                 holder: r.holder,
                 expires_at: r.expires_at,
             }),
             None => Err(Held {
+                name: self.name,
                 holder: "unknown".into(),
                 expires_at: now,
             }),
