@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-use crate::{cdn::Cdn, metering::buffer::UsageBuffer, storage::ObjectStore};
+use crate::{cdn::Cdn, storage::ObjectStore, usage::buffer::UsageBuffer};
 
 pub struct Core {
     pub db: DatabaseConnection,
@@ -58,7 +58,7 @@ impl Changes {
     }
 }
 
-/// Artifacts whose completed multipart upload waits to be hashed (`domain::artifacts::verify`).
+/// Artifacts whose completed multipart upload waits to be hashed (`domain::artifacts::verify`, run by `jobs::verify`).
 #[derive(Clone)]
 pub struct VerifyQueue(mpsc::UnboundedSender<Uuid>);
 

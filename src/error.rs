@@ -10,10 +10,10 @@ use axum::{
 use serde::Serialize;
 
 use crate::{
-    domain::ValueError,
     problem::{Code, Problem},
     storage::StoreError,
     telemetry::current_trace_id,
+    values::ValueError,
 };
 
 /// Seconds a client should wait before retrying a 503.

@@ -24,6 +24,7 @@ pub mod signer;
 pub mod storage;
 pub mod telemetry;
 pub mod usage;
+pub mod values;
 
 use crate::core::{Changes, Core, VerifyQueue};
 use app::{App, AppState};
@@ -353,7 +354,7 @@ impl Application {
         let lifecycle = Arc::new(lifecycle_of(db.clone(), store.clone(), &config));
         let logs = cdn_log_store(&config, &store, s3.as_ref());
         let metering = Arc::new(metering_of(db.clone(), logs, &config));
-        let usage_buffer = Arc::new(metering::buffer::UsageBuffer::default());
+        let usage_buffer = Arc::new(usage::buffer::UsageBuffer::default());
         let core = Arc::new(Core {
             db,
             store,
@@ -377,7 +378,7 @@ impl Application {
         let shutdown = tokio_util::sync::CancellationToken::new();
         jobs::verify::spawn(state.core.clone(), verify_rx, shutdown.clone());
         // Every replica records what its own reads counted, scheduled jobs or not.
-        metering::buffer::spawn_flusher(
+        usage::buffer::spawn_flusher(
             usage_buffer,
             state.db.clone(),
             state.config.metering.usage_flush,

@@ -2,10 +2,11 @@
 //! uses one it must not — in any form: `use crate::http::…`, `use crate::{ app::App, … }` over
 //! several lines, `super::super::http::…`, or a path like `crate::app::App` inside code.
 //!
-//! From the top: `http` and `app` (the server) → `domain` (services over a `core::Core`) and
-//! `lifecycle`/`metering` → `events`, `auth`, `cdn` → `storage` → the values in `domain` and
-//! `problem`, `telemetry`, `config` → `signer`. `error` is the HTTP edge: only `http` and `app`
-//! use it.
+//! From the top: `http` and `app` (the server) → `jobs` → `lifecycle`, `metering` → `domain`
+//! (services over a `core::Core`) → `core`, `events`, `auth` → `cdn` → `storage`, `usage` →
+//! `values` → `problem`; beside them `telemetry` and `config` → `signer`. `error` is the HTTP
+//! edge: only `http` and `app` use it. Besides the rules below, the top-level modules must form
+//! no cycle at all ([`the_modules_form_no_cycle`]).
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -15,8 +16,8 @@ use std::{
 const RULES: &[(&str, &[&str])] = &[
     ("domain", &["app", "http", "error"]),
     ("core.rs", &["app", "http", "error", "domain"]),
-    ("auth", &["app", "http", "error"]),
-    ("events", &["app", "http", "error"]),
+    ("auth", &["app", "http", "error", "domain", "core"]),
+    ("events", &["app", "http", "error", "domain", "core"]),
     ("error.rs", &["app", "http"]),
     ("telemetry.rs", &["app", "http", "error", "domain"]),
     (
@@ -27,8 +28,45 @@ const RULES: &[(&str, &[&str])] = &[
         "problem",
         &["app", "http", "error", "domain", "storage", "cdn"],
     ),
-    ("storage", &["app", "http", "error", "cdn"]),
-    ("cdn", &["app", "http", "error"]),
+    (
+        "storage",
+        &["app", "http", "error", "cdn", "domain", "core"],
+    ),
+    (
+        "usage",
+        &[
+            "app",
+            "http",
+            "error",
+            "domain",
+            "core",
+            "metering",
+            "lifecycle",
+        ],
+    ),
+    // The shared values: below everything but the problem codes their refusals carry.
+    (
+        "values",
+        &[
+            "app",
+            "http",
+            "error",
+            "domain",
+            "core",
+            "auth",
+            "events",
+            "cdn",
+            "storage",
+            "lifecycle",
+            "metering",
+            "jobs",
+            "usage",
+            "telemetry",
+            "config",
+            "signer",
+        ],
+    ),
+    ("cdn", &["app", "http", "error", "domain", "core"]),
     ("metering/quota", &["app", "http", "error"]),
     // The job runner sits above the work it runs; the work never reaches up to it, and
     // metering and lifecycle do not use each other's runs or leases.
@@ -340,4 +378,94 @@ fn only_the_http_edge_knows_axum() {
         .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
         .collect();
     assert!(found.is_empty(), "axum below the HTTP edge: {found:?}");
+}
+
+/// Which top-level modules each top-level module of `src/` uses (the crate root, `lib.rs` and
+/// `main.rs`, assembles everything and is left out).
+fn module_graph() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel == Path::new("lib.rs") || rel == Path::new("main.rs") {
+            continue;
+        }
+        let module = module_of(rel);
+        let top = module[0].clone();
+        let code = code_only(&std::fs::read_to_string(&file).unwrap());
+        let used = crate_modules_used(&code, &module);
+        let entry = graph.entry(top.clone()).or_default();
+        entry.extend(used.into_iter().filter(|u| *u != top));
+    }
+    graph
+}
+
+/// A cycle of the graph, if it has one (depth-first search).
+fn find_cycle(graph: &std::collections::BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| n == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+/// No two top-level modules point at each other, directly or around a longer loop (issue 16
+/// §2: `app` ↔ `domain`, `lifecycle` ↔ `metering`, `config` ↔ `storage`, `domain` ↔ `storage`
+/// through the values, and the rest).
+#[test]
+fn the_modules_form_no_cycle() {
+    let graph = module_graph();
+    // The graph was read: the server's top modules and their main edges are in it.
+    for (from, to) in [("http", "app"), ("domain", "core"), ("storage", "values")] {
+        assert!(
+            graph[from].contains(to),
+            "{from} -> {to} not seen: {graph:?}"
+        );
+    }
+    assert_eq!(find_cycle(&graph), None, "the module graph has a cycle");
+}
+
+#[test]
+fn a_cycle_is_found() {
+    let graph = [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")]
+        .into_iter()
+        .fold(
+            std::collections::BTreeMap::<String, BTreeSet<String>>::new(),
+            |mut g, (f, t)| {
+                g.entry(f.into()).or_default().insert(t.into());
+                g
+            },
+        );
+    assert_eq!(
+        find_cycle(&graph),
+        Some(["a", "b", "c", "a"].map(String::from).to_vec())
+    );
+    let mut acyclic = graph.clone();
+    acyclic.get_mut("c").unwrap().clear();
+    assert_eq!(find_cycle(&acyclic), None);
 }

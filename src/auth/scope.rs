@@ -2,8 +2,8 @@
 //! `http::scope` builds it from a request (token and headers); jobs build a [`Scope::system`].
 use super::Role;
 use crate::{
-    domain::{Env, TenantId, ValueError},
     problem::Problem,
+    values::{Env, TenantId, ValueError},
 };
 
 #[derive(Debug, Clone)]

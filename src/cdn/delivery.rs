@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use super::signer::{KeyError, SignError, SignedPolicy, Signer, Verifier};
 use crate::{
     config::{CdnConfig, CdnSigning},
-    domain::{Filename, ObjectKey},
     storage::{
         content_disposition, shows_inline,
         sigv4::{key_path, uri_encode},
         ObjectStore, StoreError,
     },
+    values::{Filename, ObjectKey},
 };
 
 /// The query parameter that names the download (S3's response header override).

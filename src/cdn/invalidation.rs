@@ -38,7 +38,7 @@ use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::ObjectKey;
+use crate::values::ObjectKey;
 
 mod client;
 pub use client::Invalidator;

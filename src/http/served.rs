@@ -1,7 +1,7 @@
 //! Downloads Cairn serves itself (`GET /o/<key>`, `/cdn/<key>` and `GET /artifacts/{id}/content`
 //! on the local store), counted as they go out: a response's body is wrapped so that every chunk
 //! handed to the connection adds its bytes to the tenant+env the object key names (DESIGN §3),
-//! in memory ([`crate::metering::buffer`]). A `Range` response counts its range; a download the
+//! in memory ([`crate::usage::buffer`]). A `Range` response counts its range; a download the
 //! client aborts counts what was handed out before it stopped (at most one 256 KiB read more than
 //! the client received); a `HEAD`, a `304` or a `416` counts nothing, as no body goes out. A
 //! redirect (S3 behind `/cdn/` or `GET /artifacts/{id}/content`) is not bytes Cairn serves.
@@ -20,9 +20,7 @@ use chrono::Utc;
 use http_body::Frame;
 
 use crate::{
-    app::App,
-    domain::ObjectKey,
-    metering::{buffer::UsageBuffer, cdn_log::attribute_key},
+    app::App, domain::ObjectKey, metering::cdn_log::attribute_key, usage::buffer::UsageBuffer,
 };
 
 /// `res`, serving the object at `key`, with its body counted as served to the key's tenant+env.

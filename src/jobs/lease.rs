@@ -8,7 +8,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
 };
 
-use crate::domain::catalog_time;
+use crate::values::catalog_time;
 
 /// A lease this process holds on `name`.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Trigger, STATUS_FAILED, STATUS_RUNNING};
-use crate::domain::catalog_time;
+use crate::values::catalog_time;
 
 /// Where a job's runs are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

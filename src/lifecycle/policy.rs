@@ -15,7 +15,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{media::Kind, TenantId};
+use crate::values::{media::Kind, TenantId};
 
 /// The kind name raw assets have in retention rules.
 pub const RAW: &str = "raw";

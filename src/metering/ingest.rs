@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cdn_log::{self, Parsed};
 use crate::{
-    domain::ObjectKey,
     storage::{ListedObject, ObjectStore},
     usage::{self, Delta},
+    values::ObjectKey,
 };
 
 /// The largest log file read (compressed). CloudFront delivers several files an hour per

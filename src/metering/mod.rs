@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{config::MeteringConfig, storage::ObjectStore};
 
-pub mod buffer;
 pub mod cdn_log;
 pub mod ingest;
 pub mod quota;

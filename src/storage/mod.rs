@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
+use crate::values::{ContentType, Filename, ObjectKey, Sha256, SizeBytes};
 
 mod content;
 pub mod local;

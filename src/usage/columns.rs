@@ -4,7 +4,7 @@
 //! the reconcile comparison, the report rows and the CSV columns are generated from them.
 use entity::usage;
 
-use crate::domain::media::Kind;
+use crate::values::media::Kind;
 
 /// Calls `$then!($($args)*; stock: ...; activity: ...)` with the scalar counters as
 /// `field Column` pairs: stock (what is stored now) and activity (cumulative; `usage_daily`

@@ -1,6 +1,6 @@
 //! [`Delta`]: what one change adds to a tenant+env's counters.
 use super::{counters, slot};
-use crate::domain::media::Kind;
+use crate::values::media::Kind;
 
 macro_rules! zero {
     (; stock: $($s:ident $sc:ident),*; activity: $($a:ident $ac:ident),*) => {

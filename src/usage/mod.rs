@@ -7,10 +7,11 @@
 //! rows first and record the delta last, so transactions take the counter rows in one order.
 //!
 //! Reads write nothing: download URLs handed out and bytes Cairn serves itself are added up in
-//! memory (`crate::metering::buffer`) and recorded here in batches.
+//! memory (`crate::usage::buffer`) and recorded here in batches.
 //!
 //! A neutral module: the catalog's writers (domain, lifecycle) and metering all count through it.
 //! The counter columns are listed once, in [`columns`].
+pub mod buffer;
 mod columns;
 mod delta;
 mod record;

@@ -35,8 +35,8 @@ use sea_orm::{sea_query::Expr, ConnectionTrait, TransactionTrait};
 use super::{report::Report, CrashPoint, Lifecycle, SweepError, SweepOptions};
 use crate::{
     auth::Scope,
-    domain::{catalog_time, ObjectKey},
     storage::{ObjectStore, DELETE_BATCH},
+    values::{catalog_time, ObjectKey},
 };
 
 mod abandon;

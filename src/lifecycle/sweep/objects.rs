@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::{system_scope, unreferenced, Sweep, ACTOR, PREFIXES};
 use crate::{
-    domain::ObjectKey,
     events::{kind, Event},
     lifecycle::{CrashPoint, SweepError},
     storage::DELETE_BATCH,
+    values::ObjectKey,
 };
 
 impl<C: ConnectionTrait + TransactionTrait> Sweep<'_, C> {

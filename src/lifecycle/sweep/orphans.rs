@@ -10,9 +10,9 @@ use sea_orm::{
 
 use super::{Sweep, ITEM_BATCH, PREFIXES};
 use crate::{
-    domain::ObjectKey,
     lifecycle::{report::MAX_LISTED, SweepError},
     storage::DELETE_BATCH,
+    values::ObjectKey,
 };
 
 impl<C: ConnectionTrait + TransactionTrait> Sweep<'_, C> {

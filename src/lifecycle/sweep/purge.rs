@@ -17,9 +17,9 @@ use super::{
 };
 use crate::{
     cdn::invalidation,
-    domain::ObjectKey,
     lifecycle::{CrashPoint, SweepError},
     usage::{Batch, Delta},
+    values::ObjectKey,
 };
 
 /// What purging one item adds to its scope's counters (its blob's bytes count when released).

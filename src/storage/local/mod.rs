@@ -15,7 +15,7 @@ use sha2::Digest;
 use tokio::io::AsyncReadExt;
 
 use super::{signing::UrlSigner, ListedObject, ObjectStore, StoreError, TempFile};
-use crate::domain::{ObjectKey, Sha256};
+use crate::values::{ObjectKey, Sha256};
 
 mod store;
 #[cfg(test)]

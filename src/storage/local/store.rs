@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 
 use super::{hash_file, io_err, list_dir, list_temp, LocalStore, PostPolicy};
 use crate::{
-    domain::{Filename, ObjectKey, Sha256},
     storage::{
         BodyStream, ObjectInfo, ObjectPage, ObjectStore, PutError, StoreError, TempFile, Upload,
         UploadMethod, UploadSpec,
     },
+    values::{Filename, ObjectKey, Sha256},
 };
 
 #[async_trait]

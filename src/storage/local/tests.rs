@@ -3,8 +3,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::*;
-use crate::domain::{ContentType, SizeBytes};
 use crate::storage::{Upload, UploadMethod, UploadSpec};
+use crate::values::{ContentType, SizeBytes};
 
 fn store() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();

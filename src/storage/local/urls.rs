@@ -4,7 +4,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use super::{LocalStore, PostPolicy, PutGrant, UrlError};
-use crate::domain::ObjectKey;
+use crate::values::ObjectKey;
 
 impl LocalStore {
     pub(super) fn put_parts(

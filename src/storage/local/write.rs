@@ -9,8 +9,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{io_err, LocalStore, Meta, WriteError, CHUNK};
 use crate::{
-    domain::{ObjectKey, Sha256},
     storage::PutError,
+    values::{ObjectKey, Sha256},
 };
 
 impl LocalStore {

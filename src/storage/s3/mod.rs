@@ -18,7 +18,7 @@ use super::{
     sigv4::{self, Credentials, Presign, Signer},
     StoreError,
 };
-use crate::domain::ObjectKey;
+use crate::values::ObjectKey;
 
 mod presign;
 mod store;

@@ -13,11 +13,11 @@ use sha2::Digest;
 
 use super::{chrono_time, seconds_until, store_error, S3Store};
 use crate::{
-    domain::{Filename, ObjectKey, Sha256},
     storage::{
         BodyStream, ListedObject, ObjectInfo, ObjectPage, ObjectStore, OpenUpload, PutError,
         StoreError, Upload, UploadMethod, UploadSpec, UploadedPart,
     },
+    values::{Filename, ObjectKey, Sha256},
 };
 
 #[async_trait]

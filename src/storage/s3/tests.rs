@@ -8,7 +8,7 @@ use aws_sdk_s3::{
 use chrono::TimeZone;
 
 use super::*;
-use crate::{domain::Filename, storage::ObjectStore};
+use crate::{storage::ObjectStore, values::Filename};
 
 fn store(path_style: bool) -> S3Store {
     let creds = SdkCredentials::new("GKEXAMPLEKEY", "secret/with+chars", None, None, "test");

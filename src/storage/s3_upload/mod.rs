@@ -17,7 +17,7 @@ use super::{
     s3::{store_error, S3Store},
     BodyStream, PutError, StoreError, UploadSpec,
 };
-use crate::domain::Sha256;
+use crate::values::Sha256;
 
 mod presigned;
 

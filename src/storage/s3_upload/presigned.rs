@@ -7,11 +7,11 @@ use aws_sdk_s3::{
 
 use super::{create, part_size};
 use crate::{
-    domain::ObjectKey,
     storage::{
         s3::{store_error, S3Store},
         PartUrl, StoreError, Upload, UploadSpec, UploadedPart,
     },
+    values::ObjectKey,
 };
 
 /// A multipart upload for the client: part URLs signed for each part's exact length.

@@ -65,7 +65,7 @@ impl UsageBuffer {
         if taken.is_empty() {
             return Ok(0);
         }
-        let now = crate::domain::catalog_time(Utc::now());
+        let now = crate::values::catalog_time(Utc::now());
         let recorded = async {
             let txn = db.begin().await?;
             for ((tenant, env, day), d) in &taken {
