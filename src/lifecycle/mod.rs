@@ -38,14 +38,15 @@ pub struct SweepOptions {
     pub dry_run: bool,
     /// Remove orphan objects instead of only reporting them.
     pub fix_orphans: bool,
-    /// One DeleteObject per object instead of multi-object deletes (the benchmark's baseline).
-    pub single_deletes: bool,
     /// Stops the sweep between batches (shutdown, or the job runner lost the lease).
     pub stop: Option<CancellationToken>,
     pub progress: Option<Progress>,
+    /// Benchmarks: one DeleteObject per object instead of multi-object deletes (the baseline).
+    #[cfg(feature = "testing")]
+    pub single_deletes: bool,
     /// Tests: stop dead at this point, as a killed process would (the run record stays
     /// `running` and the lease held).
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub crash_after: Option<CrashPoint>,
 }
 
