@@ -1,10 +1,8 @@
 //! Cairn: a multi-tenant artifact store. `main.rs` only parses the command line; everything it
 //! starts is built here, so tests start exactly what production starts.
-use std::{future::Future, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use migration::MigratorTrait;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tokio::net::TcpListener;
 
 pub mod app;
@@ -19,6 +17,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod metering;
+mod open;
 pub mod problem;
 pub mod signer;
 pub mod storage;
@@ -28,163 +27,10 @@ pub mod values;
 
 use crate::core::{Changes, Core, VerifyQueue};
 use app::{App, AppState};
-use config::{Config, Secret, StorageConfig};
-use storage::{local::LocalStore, s3::S3Store, ObjectStore};
-
-/// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
-/// SQLite allows, and a single connection never meets `SQLITE_BUSY`.
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let url = config.database_url.expose();
-    let sqlite = url.starts_with("sqlite:");
-    let mut opts = ConnectOptions::new(url.to_owned());
-    opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(if sqlite { 1 } else { 16 })
-        .min_connections(if sqlite { 1 } else { 0 });
-    let db = Database::connect(opts)
-        .await
-        .with_context(|| "cannot connect to the catalog (DATABASE_URL)")?;
-    if sqlite {
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-        )
-        .await?;
-    }
-    Ok(db)
-}
-
-/// Applies pending migrations.
-pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    migration::Migrator::up(db, None)
-        .await
-        .context("applying catalog migrations")
-}
-
-/// What `cairn lifecycle run` needs: the store and the existing catalog, without a server.
-/// `config` as start-up left it ([`Config::provision`]): the local store's key read.
-pub async fn lifecycle_for_cli(config: &Config) -> anyhow::Result<lifecycle::Lifecycle> {
-    let (store, _) = open_store(config).await?;
-    let db = existing_catalog(config).await?;
-    Ok(lifecycle_of(db, store, config))
-}
-
-/// The object store of a CLI command (checked to answer), and on S3 the S3 store it is.
-async fn open_store(
-    config: &Config,
-) -> anyhow::Result<(Arc<dyn ObjectStore>, Option<Arc<S3Store>>)> {
-    let (store, s3): (Arc<dyn ObjectStore>, _) = match &config.storage {
-        StorageConfig::S3(s3) => {
-            let store = storage::s3::connect(s3, config.multipart_threshold).await?;
-            store.check_ready().await.with_context(|| {
-                format!("the object store (bucket {}) does not answer", s3.bucket)
-            })?;
-            let store = Arc::new(store);
-            (store.clone(), Some(store))
-        }
-        StorageConfig::Local { root, signing_key } => {
-            let public_url = config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.listen));
-            (
-                Arc::new(open_local(root, &public_url, signing_key.secret()?)?),
-                None,
-            )
-        }
-    };
-    Ok((store, s3))
-}
-
-/// What `cairn usage` needs: the existing catalog with its usage counters. Not the store:
-/// reports and the reconcile check read the catalog alone, so they work while the store is down.
-pub async fn usage_catalog_for_cli(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let db = existing_catalog(config).await?;
-    metering::backfill_if_new(&db).await?;
-    Ok(db)
-}
-
-/// The catalog of a command other than `serve` and `migrate`: it must exist and have been
-/// migrated (by a server or `cairn migrate`), else [`config::ConfigError::NoDeployment`]; a
-/// SQLite file is never created and an empty database never given tables. Migrations the
-/// catalog lacks are applied, as a server would.
-pub async fn existing_catalog(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let url = config.database_url.expose();
-    if let Some(file) = config::sqlite_file(url) {
-        if !file.is_file() {
-            return Err(config::ConfigError::NoDeployment(format!(
-                "the catalog {} does not exist (DATABASE_URL; unset: cairn.db in CAIRN_DATA_DIR)",
-                file.display()
-            ))
-            .into());
-        }
-    }
-    let db = connect(config).await?;
-    let migrated = migration::SchemaManager::new(&db)
-        .has_table("seaql_migrations")
-        .await
-        .context("reading the catalog (DATABASE_URL)")?;
-    if !migrated {
-        db.close().await.ok();
-        return Err(config::ConfigError::NoDeployment(format!(
-            "the catalog {} has no tables: no server or `cairn migrate` ever ran on it",
-            config::describe_catalog(url)
-        ))
-        .into());
-    }
-    migrate(&db).await?;
-    Ok(db)
-}
-
-/// The store CloudFront's logs are read from: the log bucket `CAIRN_CDN_LOG_PREFIX` names
-/// (`s3://<bucket>/...`) through the S3 store's own client and credentials, else the object
-/// store. [`Config`] refuses a log bucket without the S3 store.
-fn cdn_log_store(
-    config: &Config,
-    store: &Arc<dyn ObjectStore>,
-    s3: Option<&Arc<S3Store>>,
-) -> Arc<dyn ObjectStore> {
-    match (&config.metering.cdn_log_bucket, s3) {
-        (Some(bucket), Some(s3)) => Arc::new(s3.for_bucket(bucket)),
-        _ => store.clone(),
-    }
-}
-
-fn open_local(root: &Path, public_url: &str, signing_key: &Secret) -> anyhow::Result<LocalStore> {
-    LocalStore::open(root, public_url, signing_key.expose().as_bytes())
-        .with_context(|| format!("cannot open the object directory {}", root.display()))
-}
-
-/// The sweep's context for this process (the server's scheduler and API, or the CLI).
-fn lifecycle_of(
-    db: DatabaseConnection,
-    store: Arc<dyn ObjectStore>,
-    config: &Config,
-) -> lifecycle::Lifecycle {
-    lifecycle::Lifecycle {
-        db,
-        store,
-        config: config.lifecycle.clone(),
-        invalidate: config.cdn.invalidation.is_some(),
-        holder: jobs::holder_id(),
-    }
-}
-
-/// The metering job's context for this process; `logs`: the store CloudFront's logs are in
-/// ([`cdn_log_store`]).
-fn metering_of(
-    db: DatabaseConnection,
-    logs: Arc<dyn ObjectStore>,
-    config: &Config,
-) -> metering::Metering {
-    metering::Metering {
-        db,
-        store: logs,
-        config: config.metering.clone(),
-        envs: config.envs.clone(),
-        holder: jobs::holder_id(),
-    }
-}
+use config::{Config, StorageConfig};
+use open::{cdn_log_store, lifecycle_of, metering_of, open_local};
+pub use open::{connect, existing_catalog, lifecycle_for_cli, migrate, usage_catalog_for_cli};
+use storage::{local::LocalStore, ObjectStore};
 
 /// How long a temp file of the local store must have gone unmodified before a server starting up
 /// removes it as abandoned. An upload still streaming writes to its file at least every 256 KiB

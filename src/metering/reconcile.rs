@@ -16,8 +16,8 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::{
-    domain::media::Kind,
     usage::{counters, kind_bytes_of, kind_column, record, slot, Delta, KINDS, STOCK},
+    values::media::Kind,
 };
 
 /// One counter that differs from the recount.
