@@ -3,7 +3,7 @@
 //! through the log.
 use chrono::{DateTime, Utc};
 use entity::dataset_event;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -71,7 +71,7 @@ impl<'a> Event<'a> {
     }
 
     pub async fn record(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        dataset_event::ActiveModel {
+        let row = dataset_event::ActiveModel {
             id: Set(Uuid::now_v7()),
             event_type: Set(self.kind.to_owned()),
             tenant_id: Set(self.scope.tenant.to_string()),
@@ -84,9 +84,11 @@ impl<'a> Event<'a> {
             train_ok: Set(self.train_ok),
             detail: Set(self.detail),
             at: Set(self.at),
-        }
-        .insert(db)
-        .await
-        .map(|_| ())
+        };
+        // Nobody reads the row back: no RETURNING, no re-select.
+        dataset_event::Entity::insert(row)
+            .exec_without_returning(db)
+            .await
+            .map(|_| ())
     }
 }

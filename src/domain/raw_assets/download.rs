@@ -2,7 +2,7 @@
 //! configured, else the store's presigned GETs (DESIGN §6).
 use chrono::{DateTime, Duration, Utc};
 use entity::{blob, raw_asset};
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::EntityTrait;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,11 +61,10 @@ pub async fn presign_download(
             now,
         )
         .await?;
-    let txn = core.db.begin().await?;
+    // One statement, atomic on its own: no transaction around it.
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
-    ev.record(&txn).await?;
-    txn.commit().await?;
+    ev.record(&core.db).await?;
     // Counted in memory, recorded with the next flush.
     let (tenant, env) = (scope.tenant.as_str(), scope.env.as_str());
     core.usage_buffer

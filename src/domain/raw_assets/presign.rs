@@ -91,7 +91,7 @@ pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> R
             return Err(refusal);
         }
     };
-    blob::ActiveModel {
+    let row = blob::ActiveModel {
         id: Set(blob_id),
         tenant_id: Set(scope.tenant.to_string()),
         env: Set(scope.env.to_string()),
@@ -105,9 +105,11 @@ pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> R
         upload_id: Set(upload_id),
         created_at: Set(now),
         updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
+    };
+    // Nobody reads the blob row back: no RETURNING.
+    blob::Entity::insert(row)
+        .exec_without_returning(&txn)
+        .await?;
     let asset = new_asset(
         scope,
         asset_id,
