@@ -8,7 +8,9 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
-use crate::{cdn::Cdn, storage::ObjectStore, usage::buffer::UsageBuffer};
+use crate::{
+    cdn::Cdn, events::writer::EventWriter, storage::ObjectStore, usage::buffer::UsageBuffer,
+};
 
 pub struct Core {
     pub db: DatabaseConnection,
@@ -23,6 +25,8 @@ pub struct Core {
     pub verify_queue: VerifyQueue,
     /// Download URLs handed out and bytes served, counted on reads and recorded in batches.
     pub usage_buffer: Arc<UsageBuffer>,
+    /// Events that are a request's only write, committed in groups ([`EventWriter`]).
+    pub events: EventWriter,
     /// The default lifetime of presigned URLs (`CAIRN_PRESIGN_TTL_SECS`).
     pub presign_ttl_secs: u64,
     /// Uploads at least this large go to S3 in parts (`CAIRN_MULTIPART_THRESHOLD`).

@@ -202,6 +202,7 @@ impl Application {
         let metering = Arc::new(metering_of(db.clone(), logs, &config));
         let usage_buffer = Arc::new(usage::buffer::UsageBuffer::default());
         let core = Arc::new(Core {
+            events: events::writer::EventWriter::spawn(db.clone()),
             db,
             store,
             cdn,

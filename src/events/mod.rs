@@ -11,6 +11,7 @@ use crate::auth::Scope;
 
 pub mod build;
 pub mod read;
+pub mod writer;
 
 pub use build::{artifact_event, asset_event};
 
@@ -70,8 +71,9 @@ impl<'a> Event<'a> {
         }
     }
 
-    pub async fn record(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
-        let row = dataset_event::ActiveModel {
+    /// The event's catalog row.
+    pub fn row(self) -> dataset_event::ActiveModel {
+        dataset_event::ActiveModel {
             id: Set(Uuid::now_v7()),
             event_type: Set(self.kind.to_owned()),
             tenant_id: Set(self.scope.tenant.to_string()),
@@ -84,9 +86,12 @@ impl<'a> Event<'a> {
             train_ok: Set(self.train_ok),
             detail: Set(self.detail),
             at: Set(self.at),
-        };
+        }
+    }
+
+    pub async fn record(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
         // Nobody reads the row back: no RETURNING, no re-select.
-        dataset_event::Entity::insert(row)
+        dataset_event::Entity::insert(self.row())
             .exec_without_returning(db)
             .await
             .map(|_| ())

@@ -340,3 +340,40 @@ async fn upload_urls_expire() {
     .await;
     assert_eq!(app.footprint().await.objects, 0);
 }
+
+/// Signed download URLs asked for at once have their events committed together (one statement
+/// for all waiting): each 200 still has its own event, with its own trace id, and no other.
+#[tokio::test]
+async fn concurrent_download_urls_each_have_their_event() {
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    let asset = app.store(&acme, "burst.bin", b"burst").await;
+    let id = asset["asset_id"].as_str().unwrap().to_owned();
+    let before = app.events().await.len();
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        app.request(
+            &acme,
+            reqwest::Method::POST,
+            "/storage/raw/presign-download",
+        )
+        .header("x-request-id", format!("burst-{i:02}"))
+        .json(&json!({ "asset_id": id }))
+        .send()
+    }))
+    .await;
+    for res in answers {
+        assert_eq!(res.unwrap().status(), StatusCode::OK);
+    }
+    let events = app.events().await;
+    assert_eq!(events.len(), before + 40);
+    let mut traces: Vec<String> = events
+        .iter()
+        .filter(|e| e.event_type == "raw.download_presigned")
+        .map(|e| e.trace_id.clone())
+        .collect();
+    traces.sort();
+    assert_eq!(
+        traces,
+        (0..40).map(|i| format!("burst-{i:02}")).collect::<Vec<_>>()
+    );
+}

@@ -61,10 +61,10 @@ pub async fn presign_download(
             now,
         )
         .await?;
-    // One statement, atomic on its own: no transaction around it.
+    // The request's only write: committed with those of concurrent requests, awaited here.
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
-    ev.record(&core.db).await?;
+    core.events.append(ev).await?;
     // Counted in memory, recorded with the next flush.
     let (tenant, env) = (scope.tenant.as_str(), scope.env.as_str());
     core.usage_buffer
