@@ -124,14 +124,14 @@ pub fn require_backend(catalog: Option<&str>, storage_: &str) {
     );
 }
 
-/// A tool a test needs (moto, Chromium) is missing: under `CI=true` the test fails (CI installs
-/// every tool and never skips); elsewhere it says so on stderr and the caller returns.
-pub fn missing_tool(what: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} is missing, and CI does not skip tests (scripts/test.sh installs it)"
-    );
-    eprintln!("SKIPPED: {what} is missing (scripts/test.sh installs and starts it)");
+/// The value of `var`, which names a tool a test needs (moto's endpoint, Chromium): such tests are
+/// `#[ignore]`d and selected by name by scripts/test.sh once it has started the tool, so a missing
+/// one is a failure, never a silent pass.
+pub fn required_tool(var: &str, what: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!("{what} is missing ({var} is not set): run this test through scripts/test.sh, which starts it"),
+    }
 }
 
 /// A fresh, empty Postgres database, for processes a test starts itself: its URL.
