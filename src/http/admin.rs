@@ -195,21 +195,19 @@ pub async fn list_job_runs(
     query: Result<Query<JobRunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobRunsView>> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
-    let job = match q.job.as_deref() {
-        None => None,
-        Some(name) => Some(
-            JOBS.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, log)| *log)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = JOBS.iter().map(|(n, _)| *n).collect();
+    let job =
+        match q.job.as_deref() {
+            None => None,
+            Some(name) => Some(JOBS.into_iter().find(|log| log.name() == name).ok_or_else(
+                || {
+                    let names: Vec<&str> = JOBS.iter().map(|log| log.name()).collect();
                     ApiError::bad_request(
                         Code::InvalidRequest,
                         format!("`job` must be one of {}", names.join(", ")),
                     )
-                })?,
-        ),
-    };
+                },
+            )?),
+        };
     let (limit, before) = page(&RunsQuery {
         limit: q.limit,
         before: q.before,

@@ -4,10 +4,10 @@
 //! the three share their columns, so the runner writes them alike. [`list`] reads them for
 //! `GET /admin/jobs/runs`.
 use chrono::{DateTime, Utc};
-use entity::{job_run, lifecycle_run, metering_run};
+use entity::job_run;
 use sea_orm::{
-    sea_query::{Alias, Expr, Query, SimpleExpr},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    sea_query::{Alias, Expr, Order, Query, SimpleExpr},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, SqlErr,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -26,17 +26,23 @@ pub enum RunLog {
     Shared(&'static str),
 }
 
-/// The jobs whose runs the operator API lists, by name.
-pub const JOBS: [(&str, RunLog); 3] = [
-    ("lifecycle", RunLog::Lifecycle),
-    ("metering", RunLog::Metering),
-    (
-        super::invalidations::NAME,
-        RunLog::Shared(super::invalidations::NAME),
-    ),
+/// The jobs whose runs the operator API lists.
+pub const JOBS: [RunLog; 3] = [
+    RunLog::Lifecycle,
+    RunLog::Metering,
+    RunLog::Shared(super::invalidations::NAME),
 ];
 
 impl RunLog {
+    /// The job's name in the operator API.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunLog::Lifecycle => "lifecycle",
+            RunLog::Metering => "metering",
+            RunLog::Shared(job) => job,
+        }
+    }
+
     fn table(self) -> Alias {
         Alias::new(match self {
             RunLog::Lifecycle => "lifecycle_run",
@@ -163,7 +169,7 @@ pub async fn close_interrupted<C: ConnectionTrait>(
 }
 
 /// A run of any job, as `GET /admin/jobs/runs` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromQueryResult)]
 pub struct JobRunView {
     pub job: String,
     pub run_id: Uuid,
@@ -178,93 +184,50 @@ pub struct JobRunView {
     pub error: Option<String>,
 }
 
-/// The latest runs of `log`, first, optionally only those started before `before`.
+/// The latest runs of `log`, first, optionally only those started before `before`: one query
+/// over the columns the three tables share, as [`start`] and [`finish`] write them.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     log: RunLog,
     limit: u64,
     before: Option<DateTime<Utc>>,
 ) -> Result<Vec<JobRunView>, DbErr> {
-    Ok(match log {
-        RunLog::Lifecycle => {
-            let mut q = lifecycle_run::Entity::find();
-            if let Some(b) = before {
-                q = q.filter(lifecycle_run::Column::StartedAt.lt(b));
-            }
-            q.order_by_desc(lifecycle_run::Column::StartedAt)
-                .order_by_desc(lifecycle_run::Column::Id)
-                .limit(limit)
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|r| JobRunView {
-                    job: "lifecycle".into(),
-                    run_id: r.id,
-                    trigger: r.trigger,
-                    tick: r.tick,
-                    dry_run: r.dry_run,
-                    status: r.status,
-                    holder: r.holder,
-                    started_at: r.started_at,
-                    finished_at: r.finished_at,
-                    report: r.report,
-                    error: r.error,
-                })
-                .collect()
-        }
-        RunLog::Metering => {
-            let mut q = metering_run::Entity::find();
-            if let Some(b) = before {
-                q = q.filter(metering_run::Column::StartedAt.lt(b));
-            }
-            q.order_by_desc(metering_run::Column::StartedAt)
-                .order_by_desc(metering_run::Column::Id)
-                .limit(limit)
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|r| JobRunView {
-                    job: "metering".into(),
-                    run_id: r.id,
-                    trigger: r.trigger,
-                    tick: r.tick,
-                    dry_run: false,
-                    status: r.status,
-                    holder: r.holder,
-                    started_at: r.started_at,
-                    finished_at: r.finished_at,
-                    report: r.report,
-                    error: r.error,
-                })
-                .collect()
-        }
-        RunLog::Shared(job) => {
-            let mut q = job_run::Entity::find().filter(job_run::Column::Job.eq(job));
-            if let Some(b) = before {
-                q = q.filter(job_run::Column::StartedAt.lt(b));
-            }
-            q.order_by_desc(job_run::Column::StartedAt)
-                .order_by_desc(job_run::Column::Id)
-                .limit(limit)
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|r| JobRunView {
-                    job: r.job,
-                    run_id: r.id,
-                    trigger: r.trigger,
-                    tick: r.tick,
-                    dry_run: false,
-                    status: r.status,
-                    holder: r.holder,
-                    started_at: r.started_at,
-                    finished_at: r.finished_at,
-                    report: r.report,
-                    error: r.error,
-                })
-                .collect()
-        }
-    })
+    let mut q = Query::select();
+    q.from(log.table())
+        .expr_as(
+            match log {
+                RunLog::Shared(_) => SimpleExpr::from(Expr::col(col("job"))),
+                _ => Expr::val(log.name()).into(),
+            },
+            col("job"),
+        )
+        .expr_as(Expr::col(col("id")), col("run_id"))
+        .columns([col("trigger"), col("tick"), col("status"), col("holder")])
+        .expr_as(
+            match log {
+                RunLog::Lifecycle => SimpleExpr::from(Expr::col(col("dry_run"))),
+                _ => Expr::val(false).into(),
+            },
+            col("dry_run"),
+        )
+        .columns([
+            col("started_at"),
+            col("finished_at"),
+            col("report"),
+            col("error"),
+        ])
+        .order_by(col("started_at"), Order::Desc)
+        .order_by(col("id"), Order::Desc)
+        .limit(limit);
+    if let Some(job) = log.only_this_job() {
+        q.and_where(job);
+    }
+    if let Some(b) = before {
+        q.and_where(Expr::col(col("started_at")).lt(b));
+    }
+    JobRunView::find_by_statement(db.get_database_backend().build(&q))
+        .all(db)
+        .await
 }
 
 /// The latest runs of every job in [`JOBS`] (or of the one named), newest first.
@@ -275,7 +238,7 @@ pub async fn list_jobs<C: ConnectionTrait>(
     before: Option<DateTime<Utc>>,
 ) -> Result<Vec<JobRunView>, DbErr> {
     let mut runs = Vec::new();
-    for (_, log) in JOBS {
+    for log in JOBS {
         if job.is_none_or(|j| j == log) {
             runs.extend(list(db, log, limit, before).await?);
         }
