@@ -155,6 +155,7 @@ impl Application {
         };
         let db = connect(&config).await?;
         migrate(&db).await?;
+        let read = open::connect_reader(&config, &db).await?;
         let mut config = config;
         config.server.max_connections = http::serve::connection_cap(
             config.server.max_connections,
@@ -202,12 +203,14 @@ impl Application {
         let metering = Arc::new(metering_of(db.clone(), logs, &config));
         let usage_buffer = Arc::new(usage::buffer::UsageBuffer::default());
         let core = Arc::new(Core {
-            events: events::writer::EventWriter::spawn(db.clone()),
+            writer: crate::core::Writer::spawn(db.clone()),
             db,
+            read,
             store,
             cdn,
             public_url,
             changes: Changes::default(),
+            blob_keys: Default::default(),
             verify_queue,
             usage_buffer: usage_buffer.clone(),
             presign_ttl_secs: config.presign_ttl_secs,
@@ -291,6 +294,7 @@ impl Application {
             }
         }
         served?;
+        self.state.read.clone().close().await.ok();
         self.state.db.clone().close().await.ok();
         tracing::info!("cairn stopped");
         Ok(())

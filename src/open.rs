@@ -36,6 +36,35 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
+/// Read connections of a SQLite file catalog beside its one writer: WAL lets them read the last
+/// commit while the writer writes, so reads neither queue behind writes nor on one another.
+const SQLITE_READERS: u32 = 4;
+
+/// The catalog's read side, for reads that are not part of a write's transaction. On a SQLite
+/// file it is a pool of read-only connections beside the writer [`connect`] opened; a read
+/// sees every commit made before it started, as on the writer, so a request that follows a
+/// 2xx reads what that request wrote. Elsewhere it is `writer` itself: Postgres's pool already
+/// reads in parallel, and an in-memory SQLite catalog exists only on its one connection.
+pub async fn connect_reader(
+    config: &Config,
+    writer: &DatabaseConnection,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = config.database_url.expose();
+    if config::sqlite_file(url).is_none() {
+        return Ok(writer.clone());
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(SQLITE_READERS)
+        .min_connections(1)
+        .map_sqlx_sqlite_opts(|o| o.read_only(true).create_if_missing(false));
+    Database::connect(opts)
+        .await
+        .with_context(|| "cannot open read connections to the catalog (DATABASE_URL)")
+}
+
 /// Applies pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     migration::Migrator::up(db, None)

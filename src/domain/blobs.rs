@@ -2,11 +2,34 @@
 //! counting references. Callers pass their transaction.
 use chrono::{DateTime, Utc};
 use entity::blob;
-use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
-use super::{media::Visibility, Sha256};
-use crate::auth::Scope;
+use super::{media::Visibility, ObjectKey, Sha256};
+use crate::{auth::Scope, core::Core, problem::Problem};
+
+/// The object key of blob `id`, from [`crate::core::BlobKeys`] once read (a blob's key never
+/// changes); `None` when no such blob exists.
+pub async fn key_of(core: &Core, id: Uuid) -> Result<Option<ObjectKey>, Problem> {
+    if let Some(key) = core.blob_keys.get(id) {
+        return Ok(Some(key));
+    }
+    let key: Option<String> = blob::Entity::find_by_id(id)
+        .select_only()
+        .column(blob::Column::Key)
+        .into_tuple()
+        .one(&core.read)
+        .await?;
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let key = ObjectKey::parse(&key)
+        .ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))?;
+    core.blob_keys.insert(id, key.clone());
+    Ok(Some(key))
+}
 
 /// The stored blob of this content in the scope's tenant+env and `visibility`, if any.
 pub async fn find_stored(

@@ -11,7 +11,6 @@ use crate::auth::Scope;
 
 pub mod build;
 pub mod read;
-pub mod writer;
 
 pub use build::{artifact_event, asset_event};
 

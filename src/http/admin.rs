@@ -45,7 +45,7 @@ fn tenant(raw: &str) -> ApiResult<TenantId> {
 async fn retention_view(app: &AppState, t: &TenantId) -> ApiResult<RetentionView> {
     Ok(RetentionView {
         tenant_id: t.to_string(),
-        rules: policy::rules_of(&app.db, t).await?,
+        rules: policy::rules_of(&app.read, t).await?,
         default_days: app.config.lifecycle.default_retention_days,
     })
 }
@@ -168,7 +168,7 @@ pub async fn list_runs(
 ) -> ApiResult<Json<RunsView>> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(Code::InvalidRequest, e.body_text()))?;
     let (limit, before) = page(&q)?;
-    let runs = jobs::lifecycle::list(&app.db, limit, before).await?;
+    let runs = jobs::lifecycle::list(&app.read, limit, before).await?;
     Ok(Json(RunsView {
         runs: runs.into_iter().map(RunView::from).collect(),
     }))
@@ -212,7 +212,7 @@ pub async fn list_job_runs(
         limit: q.limit,
         before: q.before,
     })?;
-    let runs = jobs::record::list_jobs(&app.db, job, limit, before).await?;
+    let runs = jobs::record::list_jobs(&app.read, job, limit, before).await?;
     Ok(Json(JobRunsView { runs }))
 }
 

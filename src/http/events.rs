@@ -138,7 +138,7 @@ async fn answer(
     f: Filter,
     limit: u64,
 ) -> ApiResult<Json<EventPage>> {
-    let (events, next_cursor) = read::page(&app.db, scope, &f, limit).await?;
+    let (events, next_cursor) = read::page(&app.read, scope, &f, limit).await?;
     Ok(Json(EventPage {
         events: events.into_iter().map(EventView::from).collect(),
         next_cursor,
@@ -165,7 +165,7 @@ async fn of_item(
 ) -> ApiResult<Json<EventPage>> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
     let (mut f, limit) = parse(pairs, false)?;
-    if !read::knows(&app.db, &scope, id, family).await? {
+    if !read::knows(&app.read, &scope, id, family).await? {
         return Err(ApiError::not_found());
     }
     f.subject = Some(id);

@@ -30,7 +30,7 @@ use crate::{
     problem::Code,
     storage::{
         content_disposition,
-        local::{LocalStore, Meta, PutGrant, UrlError, WriteError},
+        local::{Contents, LocalStore, Meta, PutGrant, UrlError, WriteError},
     },
 };
 
@@ -329,6 +329,12 @@ fn content_safety(
     }
 }
 
+/// Objects up to this size are read whole in one blocking call and sent as one body.
+const WHOLE: u64 = 64 * 1024;
+
+/// The read buffer of a streamed object.
+const STREAM_BUFFER: usize = 256 * 1024;
+
 /// Streams a stored object with `ETag`, `Cache-Control`, `Content-Disposition` (when given),
 /// the content safety headers and `Range`/`If-Range`/`If-None-Match` support.
 pub async fn serve(
@@ -338,7 +344,10 @@ pub async fn serve(
     cache_control: String,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let (mut file, meta) = store.read(key).await?.ok_or_else(ApiError::not_found)?;
+    let (contents, meta) = store
+        .read(key, WHOLE)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
 
     let etag = format!("\"{}\"", meta.sha256);
     let mut res = content_safety(Response::builder(), &meta.content_type)
@@ -387,12 +396,31 @@ pub async fn serve(
                 .map_err(internal);
         }
     };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| ApiError::unavailable(Code::StorageUnavailable, e.to_string()))?;
-    }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024));
+    let body = match contents {
+        Contents::Whole(bytes) => {
+            let end = (start + len) as usize;
+            if end > bytes.len() {
+                return Err(ApiError::unavailable(
+                    Code::StorageUnavailable,
+                    format!(
+                        "{key}: {} bytes on disk, {} recorded",
+                        bytes.len(),
+                        meta.size
+                    ),
+                ));
+            }
+            Body::from(bytes.slice(start as usize..end))
+        }
+        Contents::File(mut file) => {
+            if start > 0 {
+                file.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| ApiError::unavailable(Code::StorageUnavailable, e.to_string()))?;
+            }
+            let buffer = len.clamp(1, STREAM_BUFFER as u64) as usize;
+            Body::from_stream(ReaderStream::with_capacity(file.take(len), buffer))
+        }
+    };
     res.status(status)
         .header(header::CONTENT_LENGTH, len)
         .body(body)

@@ -125,7 +125,7 @@ pub async fn usage(
         env: env_filter(&app, q.env)?,
         range: range(q.from.as_deref(), q.to.as_deref())?,
     };
-    let rows = report::rows(&app.db, &filter, &app.config.metering.prices).await?;
+    let rows = report::rows(&app.read, &filter, &app.config.metering.prices).await?;
     if wants_csv(&headers) {
         return Ok((
             [(
@@ -181,7 +181,7 @@ pub async fn tenant_series(
         }
     };
     let series = report::series(
-        &app.db,
+        &app.read,
         t.as_str(),
         env.as_deref(),
         (from, to),
@@ -229,7 +229,7 @@ pub async fn put_quota(
 async fn get_quota_view(app: &AppState, t: &TenantId) -> ApiResult<QuotaView> {
     Ok(QuotaView {
         tenant_id: t.to_string(),
-        quota: quota::of(&app.db, t.as_str()).await?,
+        quota: quota::of(&app.read, t.as_str()).await?,
     })
 }
 
@@ -250,7 +250,7 @@ pub struct QuotasView {
 
 /// `GET /admin/quotas`: every tenant that has limits.
 pub async fn quotas(State(app): State<AppState>, _op: Operator) -> ApiResult<Json<QuotasView>> {
-    let all = quota::all(&app.db).await?;
+    let all = quota::all(&app.read).await?;
     Ok(Json(QuotasView {
         quotas: all
             .into_iter()

@@ -121,6 +121,8 @@ async fn unknown_routes_are_problem_404s() {
 async fn a_catalog_outage_is_a_503_with_retry_after() {
     let app = TestApp::spawn().await;
     let acme = app.owner("acme", "dev");
+    // Both sides of the catalog go (on SQLite the read pool is a pool of its own).
+    app.state.read.clone().close().await.unwrap();
     app.state.db.clone().close().await.unwrap();
     let res = app
         .get(&acme, &format!("/storage/raw/{}", uuid::Uuid::now_v7()))

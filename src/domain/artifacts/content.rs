@@ -115,7 +115,7 @@ pub async fn upload_content(
     }
     // Admitted at create; the limit may have dropped since. Asked again before the bytes come;
     // the settling transaction decides.
-    quota::would_settle(&core.db, scope, a.size_bytes).await?;
+    quota::would_settle(&core.read, scope, a.size_bytes).await?;
     let blob = blob_of(core, &a).await?;
     let key = catalog_key(&blob.key)?;
     let ct = content_type_of(&a)?;

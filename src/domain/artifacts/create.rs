@@ -37,7 +37,7 @@ async fn check_common(core: &Core, scope: &Scope, req: &NewArtifact) -> Result<(
         }
     }
     check_lineage(core, scope, &req.lineage.derived_from).await?;
-    quota::would_admit(&core.db, scope, req.size.as_i64()).await
+    quota::would_admit(&core.read, scope, req.size.as_i64()).await
 }
 
 /// Admits a new artifact in `txn`, first thing: takes the tenant's quota hold and checks.
@@ -60,7 +60,7 @@ pub async fn create(
     check_new(core, scope, &req).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
-        if let Some(existing) = blobs::find_stored(&core.db, scope, req.visibility, sha).await? {
+        if let Some(existing) = blobs::find_stored(&core.read, scope, req.visibility, sha).await? {
             if existing.size_bytes != req.size.as_i64() {
                 return Err(Problem::unprocessable(
                     Code::SizeMismatch,

@@ -80,7 +80,7 @@ async fn delivery_url_for(
     if a.status != artifact::STATUS_AVAILABLE {
         return Ok(None);
     }
-    let key = catalog_key(&blob_of(core, a).await?.key)?;
+    let key = object_key(core, a).await?;
     let now = catalog_time(Utc::now());
     item_url(core, a, &key, None, now, ttl, attachment)
         .await
@@ -138,7 +138,7 @@ pub async fn download_url(
         && a.status == artifact::STATUS_AVAILABLE
         && visibility_of(a) == Visibility::Public
     {
-        let key = catalog_key(&blob_of(core, a).await?.key)?;
+        let key = object_key(core, a).await?;
         let filename = filename_of(a)?;
         let d = Download {
             filename: &filename,
@@ -168,7 +168,7 @@ pub async fn manifest(
         .filter(artifact::Column::RunId.eq(run.as_str()))
         .filter(visible(Utc::now()))
         .order_by_asc(artifact::Column::ArtifactId)
-        .all(&core.db)
+        .all(&core.read)
         .await?;
     let deliverable = |a: &artifact::Model| {
         a.render_ref.is_none() && a.status == artifact::STATUS_AVAILABLE && a.blob_id.is_some()
@@ -179,19 +179,31 @@ pub async fn manifest(
         .filter_map(|a| a.blob_id)
         .collect();
     let mut keys: HashMap<Uuid, ObjectKey> = HashMap::with_capacity(blob_ids.len());
-    // Only the keys (decoding whole rows costs more than the query), in bounded `IN` lists:
-    // Postgres and SQLite both take thousands of parameters, not unlimited.
-    for chunk in blob_ids.chunks(1000) {
+    // Keys read before are remembered (they never change); the others are read, only the keys
+    // (decoding whole rows costs more than the query), in bounded `IN` lists: Postgres and
+    // SQLite both take thousands of parameters, not unlimited.
+    let mut missing = Vec::new();
+    for id in blob_ids {
+        match core.blob_keys.get(id) {
+            Some(key) => {
+                keys.insert(id, key);
+            }
+            None => missing.push(id),
+        }
+    }
+    for chunk in missing.chunks(1000) {
         let found: Vec<(Uuid, String)> = blob::Entity::find()
             .select_only()
             .column(blob::Column::Id)
             .column(blob::Column::Key)
             .filter(blob::Column::Id.is_in(chunk.iter().copied()))
             .into_tuple()
-            .all(&core.db)
+            .all(&core.read)
             .await?;
         for (id, key) in found {
-            keys.insert(id, catalog_key(&key)?);
+            let key = catalog_key(&key)?;
+            core.blob_keys.insert(id, key.clone());
+            keys.insert(id, key);
         }
     }
     let now = catalog_time(Utc::now());
@@ -265,7 +277,7 @@ pub async fn is_own_disposition(core: &Core, key: &ObjectKey, disposition: &str)
         .filter(artifact::Column::Visibility.eq(blob::VISIBILITY_PUBLIC))
         .filter(artifact::Column::Status.eq(artifact::STATUS_AVAILABLE))
         .into_tuple()
-        .all(&core.db)
+        .all(&core.read)
         .await?;
     Ok(shared.iter().any(|n| names(n)))
 }
@@ -286,7 +298,7 @@ pub async fn run_grant(core: &Core, scope: &Scope, run: &RunId, ttl: Duration) -
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(artifact::Column::RunId.eq(run.as_str()))
         .filter(visible(Utc::now()))
-        .one(&core.db)
+        .one(&core.read)
         .await?
         .is_some();
     if !exists {

@@ -123,14 +123,14 @@ pub async fn lineage_chain(
             .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
             .filter(artifact::Column::Env.eq(scope.env.as_str()))
             .filter(super::visible(chrono::Utc::now()))
-            .all(&core.db)
+            .all(&core.read)
             .await?;
         for r in raw_asset::Entity::find()
             .filter(raw_asset::Column::AssetId.is_in(level.clone()))
             .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
             .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
             .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-            .all(&core.db)
+            .all(&core.read)
             .await?
         {
             assets.insert(r.asset_id, r);

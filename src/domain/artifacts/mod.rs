@@ -104,7 +104,7 @@ pub async fn get(core: &Core, scope: &Scope, id: Uuid) -> Result<artifact::Model
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(visible(Utc::now()))
-        .one(&core.db)
+        .one(&core.read)
         .await?
         .ok_or_else(Problem::not_found)
 }
@@ -114,14 +114,19 @@ async fn blob_of(core: &Core, a: &artifact::Model) -> Result<blob::Model> {
         .blob_id
         .ok_or_else(|| Problem::conflict(Code::NoContent, "this artifact refers to a render"))?;
     blob::Entity::find_by_id(id)
-        .one(&core.db)
+        .one(&core.read)
         .await?
         .ok_or_else(|| Problem::internal("artifact without blob"))
 }
 
 /// The key of the object holding the artifact's bytes (its own, or the shared blob's).
 pub async fn object_key(core: &Core, a: &artifact::Model) -> Result<ObjectKey> {
-    catalog_key(&blob_of(core, a).await?.key)
+    let id = a
+        .blob_id
+        .ok_or_else(|| Problem::conflict(Code::NoContent, "this artifact refers to a render"))?;
+    crate::domain::blobs::key_of(core, id)
+        .await?
+        .ok_or_else(|| Problem::internal("artifact without blob"))
 }
 
 fn catalog_key(key: &str) -> Result<ObjectKey> {
@@ -139,7 +144,7 @@ async fn check_lineage(core: &Core, scope: &Scope, ids: &[Uuid]) -> Result<()> {
         .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
         .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-        .all(&core.db)
+        .all(&core.read)
         .await?
         .into_iter()
         .map(|a| a.asset_id)
@@ -149,7 +154,7 @@ async fn check_lineage(core: &Core, scope: &Scope, ids: &[Uuid]) -> Result<()> {
         .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(artifact::Column::Env.eq(scope.env.as_str()))
         .filter(visible(Utc::now()))
-        .all(&core.db)
+        .all(&core.read)
         .await?
         .into_iter()
         .map(|a| a.artifact_id)

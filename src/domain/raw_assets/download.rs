@@ -1,8 +1,7 @@
 //! Download URLs of registered assets: CloudFront signed URLs when CloudFront keys are
 //! configured, else the store's presigned GETs (DESIGN §6).
 use chrono::{DateTime, Duration, Utc};
-use entity::{blob, raw_asset};
-use sea_orm::EntityTrait;
+use entity::raw_asset;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -36,11 +35,9 @@ pub async fn presign_download(
             ),
         ));
     }
-    let blob = blob::Entity::find_by_id(asset.blob_id)
-        .one(&core.db)
+    let key = blobs::key_of(core, asset.blob_id)
         .await?
         .ok_or_else(|| Problem::internal("asset without blob"))?;
-    let key = catalog_key(&blob.key)?;
     let filename = Filename::parse(&asset.filename)
         .map_err(|_| Problem::internal("bad filename in catalog"))?;
     let now = catalog_time(Utc::now());
@@ -64,7 +61,7 @@ pub async fn presign_download(
     // The request's only write: committed with those of concurrent requests, awaited here.
     let mut ev = asset_event(kind::RAW_DOWNLOAD_PRESIGNED, scope, &asset, now);
     ev.detail = json!({ "expires_at": expires_at, "size_bytes": asset.size_bytes });
-    core.events.append(ev).await?;
+    core.writer.append(ev).await?;
     // Counted in memory, recorded with the next flush.
     let (tenant, env) = (scope.tenant.as_str(), scope.env.as_str());
     core.usage_buffer

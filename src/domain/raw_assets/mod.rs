@@ -85,7 +85,7 @@ pub async fn get(core: &Core, scope: &Scope, asset_id: Uuid) -> Result<raw_asset
         .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
         .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
         .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
-        .one(&core.db)
+        .one(&core.read)
         .await?
         .ok_or_else(Problem::not_found)
 }

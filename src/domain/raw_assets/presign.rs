@@ -3,7 +3,8 @@
 //! pending upload holds its declared size until it fails, is abandoned or registers.
 use chrono::{DateTime, Duration, Utc};
 use entity::{blob, raw_asset};
-use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use futures_util::future::BoxFuture;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set, TryIntoModel};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -11,9 +12,9 @@ use super::*;
 use crate::domain::{catalog_time, ObjectKey};
 use crate::{
     auth::Scope,
-    core::Core,
+    core::{Batch, Core, Work},
     events::kind,
-    metering::quota::{self, Hold},
+    metering::quota::{self, Admitted, Hold},
     problem::{Code, Problem, Result},
     storage::{Upload, UploadMethod, UploadSpec, PRIVATE_IMMUTABLE},
     telemetry::record_outcome,
@@ -22,10 +23,10 @@ use crate::{
 
 pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> Result<Presigned> {
     scope.require_write()?;
-    quota::would_admit(&core.db, scope, req.size.as_i64()).await?;
+    quota::would_admit(&core.read, scope, req.size.as_i64()).await?;
     let now = catalog_time(Utc::now());
     if let Some(sha) = &req.sha256 {
-        if let Some(existing) = find_stored_blob(&core.db, scope, sha).await? {
+        if let Some(existing) = find_stored_blob(&core.read, scope, sha).await? {
             if existing.size_bytes != req.size.as_i64() {
                 return Err(Problem::unprocessable(
                     Code::SizeMismatch,
@@ -77,21 +78,7 @@ pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> R
     };
     let uri = core.store.uri(&key);
     let blob_id = Uuid::now_v7();
-    let txn = core.db.begin().await?;
-    let hold = Hold::take(&txn, scope).await?;
-    let admitted = match hold.admit(&txn, scope, req.size.as_i64()).await {
-        Ok(a) => a,
-        Err(refusal) => {
-            drop(txn);
-            if let Some(upload_id) = &upload_id {
-                if let Err(e) = core.store.abort_multipart(&key, upload_id).await {
-                    tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
-                }
-            }
-            return Err(refusal);
-        }
-    };
-    let row = blob::ActiveModel {
+    let blob = blob::ActiveModel {
         id: Set(blob_id),
         tenant_id: Set(scope.tenant.to_string()),
         env: Set(scope.env.to_string()),
@@ -102,14 +89,10 @@ pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> R
         content_type: Set(req.content_type.to_string()),
         state: Set(blob::STATE_PENDING.into()),
         ref_count: Set(1),
-        upload_id: Set(upload_id),
+        upload_id: Set(upload_id.clone()),
         created_at: Set(now),
         updated_at: Set(now),
     };
-    // Nobody reads the blob row back: no RETURNING.
-    blob::Entity::insert(row)
-        .exec_without_returning(&txn)
-        .await?;
     let asset = new_asset(
         scope,
         asset_id,
@@ -118,19 +101,35 @@ pub async fn presign_upload(core: &Core, scope: &Scope, req: PresignUpload) -> R
         &req,
         raw_asset::STATUS_PENDING,
         now,
-    )
-    .insert(&txn)
-    .await?;
-    let mut ev = asset_event(kind::RAW_UPLOAD_PRESIGNED, scope, &asset, now);
-    ev.detail = json!({
+    );
+    let detail = json!({
         "key": key.as_str(),
         "method": upload.method(),
         "size_bytes": req.size.get(),
         "content_type": req.content_type.as_str(),
         "expires_at": expires_at,
     });
-    ev.record(&txn).await?;
-    txn.commit().await?;
+    let written = core
+        .writer
+        .write(PendingUpload {
+            scope: scope.clone(),
+            blob,
+            asset: asset.try_into_model()?,
+            detail,
+            now,
+        })
+        .await;
+    let admitted = match written {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            if let Some(upload_id) = &upload_id {
+                if let Err(e) = core.store.abort_multipart(&key, upload_id).await {
+                    tracing::warn!(error = %e, key = %key, "could not abort a refused multipart upload");
+                }
+            }
+            return Err(refusal);
+        }
+    };
     admitted.warn();
     record_outcome("presign_upload", "ok");
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, size_bytes = req.size.get(), "upload presigned");
@@ -185,14 +184,6 @@ async fn dedup(
     existing: &blob::Model,
     now: DateTime<Utc>,
 ) -> Result<Option<raw_asset::Model>> {
-    let txn = core.db.begin().await?;
-    let admitted = Hold::take(&txn, scope)
-        .await?
-        .admit(&txn, scope, req.size.as_i64())
-        .await?;
-    if !add_ref(&txn, existing.id, now).await? {
-        return Ok(None);
-    }
     let asset_id = Uuid::now_v7();
     let uri = core.store.uri(&catalog_key(&existing.key)?);
     let asset = new_asset(
@@ -204,15 +195,94 @@ async fn dedup(
         raw_asset::STATUS_REGISTERED,
         now,
     )
-    .insert(&txn)
-    .await?;
-    let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, &asset, now);
-    ev.detail = json!({ "blob_id": existing.id, "bytes_saved": existing.size_bytes });
-    ev.record(&txn).await?;
-    let delta = Delta::live(None, asset.size_bytes).dedup(asset.size_bytes);
-    usage::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
-    txn.commit().await?;
+    .try_into_model()?;
+    let work = Dedup {
+        scope: scope.clone(),
+        blob_id: existing.id,
+        blob_size: existing.size_bytes,
+        asset,
+        now,
+    };
+    let Some((admitted, asset)) = core.writer.write(work).await? else {
+        return Ok(None);
+    };
     admitted.warn();
     tracing::info!(tenant.id = %scope.tenant, asset.id = %asset_id, blob.id = %existing.id, "deduplicated at presign");
     Ok(Some(asset))
+}
+
+/// The rows of a presigned upload: its pending blob and asset, admitted against the quota, and
+/// its event.
+struct PendingUpload {
+    scope: Scope,
+    blob: blob::ActiveModel,
+    asset: raw_asset::Model,
+    detail: serde_json::Value,
+    now: DateTime<Utc>,
+}
+
+impl Work for PendingUpload {
+    type Output = Admitted;
+
+    fn run<'t>(&'t self, batch: &'t Batch<'t>) -> BoxFuture<'t, Result<Admitted>> {
+        Box::pin(async move {
+            let txn = batch.txn();
+            let admitted = Hold::take(txn, &self.scope)
+                .await?
+                .admit(txn, &self.scope, self.asset.size_bytes)
+                .await?;
+            // Nobody reads the rows back: no RETURNING.
+            blob::Entity::insert(self.blob.clone())
+                .exec_without_returning(txn)
+                .await?;
+            raw_asset::Entity::insert(raw_asset::ActiveModel::from(self.asset.clone()).reset_all())
+                .exec_without_returning(txn)
+                .await?;
+            let mut ev = asset_event(
+                kind::RAW_UPLOAD_PRESIGNED,
+                &self.scope,
+                &self.asset,
+                self.now,
+            );
+            ev.detail = self.detail.clone();
+            batch.record(ev);
+            Ok(admitted)
+        })
+    }
+}
+
+/// A new asset on an already stored blob: admitted, the blob's reference added, the asset live
+/// and counted. `None` when the blob stopped being stored.
+struct Dedup {
+    scope: Scope,
+    blob_id: Uuid,
+    blob_size: i64,
+    asset: raw_asset::Model,
+    now: DateTime<Utc>,
+}
+
+impl Work for Dedup {
+    type Output = Option<(Admitted, raw_asset::Model)>;
+
+    fn run<'t>(&'t self, batch: &'t Batch<'t>) -> BoxFuture<'t, Result<Self::Output>> {
+        Box::pin(async move {
+            let (txn, scope, asset, now) = (batch.txn(), &self.scope, &self.asset, self.now);
+            let admitted = Hold::take(txn, scope)
+                .await?
+                .admit(txn, scope, asset.size_bytes)
+                .await?;
+            if !add_ref(txn, self.blob_id, now).await? {
+                return Ok(None);
+            }
+            raw_asset::Entity::insert(raw_asset::ActiveModel::from(asset.clone()).reset_all())
+                .exec_without_returning(txn)
+                .await?;
+            let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, asset, now);
+            ev.detail = json!({ "blob_id": self.blob_id, "bytes_saved": self.blob_size });
+            batch.record(ev);
+            let delta = Delta::live(None, asset.size_bytes).dedup(asset.size_bytes);
+            usage::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
+            Ok(Some((admitted, asset.clone())))
+        })
+    }
 }

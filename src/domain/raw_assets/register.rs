@@ -3,6 +3,7 @@
 //! the sealing transaction); if not, it stays pending with its object, for a later try.
 use chrono::{DateTime, Utc};
 use entity::{blob, raw_asset};
+use futures_util::future::BoxFuture;
 use sea_orm::{
     sea_query::Expr, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
     TransactionTrait,
@@ -14,9 +15,9 @@ use super::*;
 use crate::domain::{blobs, catalog_time, ObjectKey};
 use crate::{
     auth::Scope,
-    core::Core,
+    core::{Batch, Core, Work},
     events::kind,
-    metering::quota::Hold,
+    metering::quota::{is_refusal, Hold},
     problem::{Code, Problem, Result},
     storage::StoreError,
     telemetry::record_outcome,
@@ -29,10 +30,7 @@ pub async fn register(core: &Core, scope: &Scope, req: Register) -> Result<raw_a
     match asset.status.as_str() {
         raw_asset::STATUS_PENDING => verify_and_register(core, scope, asset, &req).await,
         raw_asset::STATUS_REGISTERED => already_registered(core, scope, asset, &req).await,
-        _ => Err(Problem::conflict(
-            Code::AssetFailed,
-            "this asset failed verification; presign a new upload",
-        )),
+        _ => Err(failed_asset()),
     }
 }
 
@@ -166,7 +164,7 @@ async fn verify_and_register(
     req: &Register,
 ) -> Result<raw_asset::Model> {
     let blob = blob::Entity::find_by_id(asset.blob_id)
-        .one(&core.db)
+        .one(&core.read)
         .await?
         .ok_or_else(|| Problem::internal("asset without blob"))?;
     let key = catalog_key(&blob.key)?;
@@ -223,81 +221,41 @@ async fn verify_and_register(
 
     // Verified. Commit, pointing the asset at an already stored blob of the same content if the
     // tenant+env has one (two uploads of one file raced, or the client skipped the sha256).
+    let mut asset = asset;
+    asset.sha256 = Some(req.sha256.to_hex());
     for _ in 0..3 {
-        let now = catalog_time(Utc::now());
-        let txn = core.db.begin().await?;
-        let hold = Hold::take(&txn, scope).await?;
-        let existing = find_stored_blob(&txn, scope, &req.sha256).await?;
-        let mut asset = asset.clone();
-        asset.sha256 = Some(req.sha256.to_hex());
-        let mut newly_stored = false;
-        let duplicate_of = match existing {
-            Some(e) if e.id != blob.id => {
-                if !add_ref(&txn, e.id, now).await? {
-                    continue;
-                }
-                Some(e)
-            }
-            _ => {
-                let res =
-                    blobs::mark_stored(&txn, blob.id, blob::STATE_PENDING, &req.sha256, now).await;
-                match res {
-                    Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                        continue
+        let work = Seal {
+            scope: scope.clone(),
+            asset: asset.clone(),
+            blob_id: blob.id,
+            sha256: req.sha256,
+            size: req.size.get(),
+            descriptive: req.descriptive.clone(),
+            store: core.store.clone(),
+            now: catalog_time(Utc::now()),
+        };
+        let (registered, duplicate) = match core.writer.write(work).await {
+            Ok(done) => done,
+            // The content or the asset changed state meanwhile; nothing was written.
+            Err(Problem::Contention(_)) => {
+                let fresh = get(core, scope, asset.asset_id).await?;
+                match fresh.status.as_str() {
+                    raw_asset::STATUS_PENDING => continue,
+                    // Registered concurrently by another call: answer as a repeat registration.
+                    raw_asset::STATUS_REGISTERED => {
+                        return already_registered(core, scope, fresh, req).await
                     }
-                    Err(e) => return Err(e.into()),
-                    Ok(stored) => {
-                        newly_stored = stored;
-                        None
-                    }
+                    _ => return Err(failed_asset()),
                 }
             }
+            Err(refusal) if is_refusal(&refusal) => {
+                // Rolled back: the asset stays pending, its object stays for a later try.
+                record_outcome("register", "quota_exceeded");
+                return Err(refusal);
+            }
+            Err(e) => return Err(e),
         };
-        let new_blob = match &duplicate_of {
-            Some(e) => Some((e.id, core.store.uri(&catalog_key(&e.key)?))),
-            None => None,
-        };
-        let sealed = seal(
-            &txn,
-            &asset,
-            new_blob.as_ref().map(|(id, uri)| (*id, uri.as_str())),
-            &req.descriptive,
-            raw_asset::STATUS_PENDING,
-            now,
-        )
-        .await?;
-        let Some(registered) = sealed else {
-            // Registered concurrently by another call: answer as a repeat registration.
-            drop(txn);
-            let fresh = get(core, scope, asset.asset_id).await?;
-            return already_registered(core, scope, fresh, req).await;
-        };
-        if let Some(dup) = &duplicate_of {
-            blob::Entity::delete_by_id(blob.id).exec(&txn).await?;
-            let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, &registered, now);
-            ev.detail = json!({ "blob_id": dup.id, "bytes_saved": dup.size_bytes });
-            ev.record(&txn).await?;
-        }
-        let mut ev = asset_event(kind::RAW_REGISTERED, scope, &registered, now);
-        ev.detail = json!({ "sha256": req.sha256.to_hex(), "size_bytes": req.size.get() });
-        ev.record(&txn).await?;
-        let size = registered.size_bytes;
-        if let Err(refusal) = hold.settle(&txn, scope, size).await {
-            // Rolled back: the asset stays pending, its object stays for a later try.
-            record_outcome("register", "quota_exceeded");
-            return Err(refusal);
-        }
-        let mut delta = Delta::live(None, size);
-        delta.uploads = 1;
-        delta.upload_bytes = size;
-        if duplicate_of.is_some() {
-            delta = delta.dedup(size);
-        } else if newly_stored {
-            delta = delta.stored(size);
-        }
-        usage::record(&txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
-        txn.commit().await?;
-        if duplicate_of.is_some() {
+        if duplicate {
             // The catalog no longer references our copy. If this delete is lost, the orphan
             // check of the lifecycle sweep finds the object.
             if let Err(e) = core.store.delete(&key).await {
@@ -311,6 +269,114 @@ async fn verify_and_register(
     Err(Problem::contention(
         "the asset's content changed state repeatedly; retry",
     ))
+}
+
+fn failed_asset() -> Problem {
+    Problem::conflict(
+        Code::AssetFailed,
+        "this asset failed verification; presign a new upload",
+    )
+}
+
+/// The sealing of a verified upload: the asset registered on its blob, or on the tenant+env's
+/// stored blob of the same content (its own pending blob then removed), admitted against the
+/// quota, counted, with its events. Answers the registered asset and whether it was a
+/// duplicate; 409 `contention`, with nothing written, when the content or the asset changed
+/// state meanwhile.
+struct Seal {
+    scope: Scope,
+    /// The pending asset, its sha256 set.
+    asset: raw_asset::Model,
+    /// The asset's own (pending) blob.
+    blob_id: Uuid,
+    sha256: Sha256,
+    /// The size the registration states (verified against the stored object).
+    size: u64,
+    descriptive: Descriptive,
+    store: std::sync::Arc<dyn crate::storage::ObjectStore>,
+    now: DateTime<Utc>,
+}
+
+impl Work for Seal {
+    type Output = (raw_asset::Model, bool);
+
+    fn run<'t>(&'t self, batch: &'t Batch<'t>) -> BoxFuture<'t, Result<Self::Output>> {
+        Box::pin(async move {
+            let (txn, scope, now) = (batch.txn(), &self.scope, self.now);
+            let changed = || Problem::contention("the asset's content changed state; retry");
+            let hold = Hold::take(txn, scope).await?;
+            let existing = find_stored_blob(txn, scope, &self.sha256).await?;
+            let mut newly_stored = false;
+            let duplicate_of = match existing {
+                Some(e) if e.id != self.blob_id => {
+                    if !add_ref(txn, e.id, now).await? {
+                        return Err(changed());
+                    }
+                    Some(e)
+                }
+                _ => {
+                    let res = blobs::mark_stored(
+                        txn,
+                        self.blob_id,
+                        blob::STATE_PENDING,
+                        &self.sha256,
+                        now,
+                    )
+                    .await;
+                    match res {
+                        Err(e)
+                            if matches!(
+                                e.sql_err(),
+                                Some(SqlErr::UniqueConstraintViolation(_))
+                            ) =>
+                        {
+                            return Err(changed())
+                        }
+                        Err(e) => return Err(e.into()),
+                        Ok(stored) => {
+                            newly_stored = stored;
+                            None
+                        }
+                    }
+                }
+            };
+            let new_blob = match &duplicate_of {
+                Some(e) => Some((e.id, self.store.uri(&catalog_key(&e.key)?))),
+                None => None,
+            };
+            let registered = seal(
+                txn,
+                &self.asset,
+                new_blob.as_ref().map(|(id, uri)| (*id, uri.as_str())),
+                &self.descriptive,
+                raw_asset::STATUS_PENDING,
+                now,
+            )
+            .await?
+            .ok_or_else(changed)?;
+            if let Some(dup) = &duplicate_of {
+                blob::Entity::delete_by_id(self.blob_id).exec(txn).await?;
+                let mut ev = asset_event(kind::RAW_DEDUPLICATED, scope, &registered, now);
+                ev.detail = json!({ "blob_id": dup.id, "bytes_saved": dup.size_bytes });
+                batch.record(ev);
+            }
+            let size = registered.size_bytes;
+            let mut ev = asset_event(kind::RAW_REGISTERED, scope, &registered, now);
+            ev.detail = json!({ "sha256": self.sha256.to_hex(), "size_bytes": self.size });
+            batch.record(ev);
+            hold.settle(txn, scope, size).await?;
+            let mut delta = Delta::live(None, size);
+            delta.uploads = 1;
+            delta.upload_bytes = size;
+            if duplicate_of.is_some() {
+                delta = delta.dedup(size);
+            } else if newly_stored {
+                delta = delta.stored(size);
+            }
+            usage::record(txn, scope.tenant.as_str(), scope.env.as_str(), now, &delta).await?;
+            Ok((registered, duplicate_of.is_some()))
+        })
+    }
 }
 
 /// Marks the asset and its blob `failed` with an event, then removes the refused object.

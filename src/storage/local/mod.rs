@@ -144,40 +144,100 @@ impl LocalStore {
         data.with_extension("json")
     }
 
-    /// Opens the object for reading, with its metadata.
+    /// Opens the object for reading, with its metadata; an object of at most `whole` bytes is
+    /// read whole. One trip to the blocking pool: opening, the metadata and a small object's
+    /// bytes are read there together, not in a hop each.
     pub async fn read(
         &self,
         key: &ObjectKey,
-    ) -> Result<Option<(tokio::fs::File, Meta)>, StoreError> {
+        whole: u64,
+    ) -> Result<Option<(Contents, Meta)>, StoreError> {
         let data = self.data_path(key);
-        let file = match tokio::fs::File::open(&data).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
-        };
-        let meta = match self.read_meta(&data).await? {
-            Some(m) => m,
-            // Linked but its metadata not yet renamed into place (or lost in a crash): rebuild it.
-            None => {
-                let size = file.metadata().await.map_err(io_err)?.len();
-                let sha = hash_file(&data).await.map_err(io_err)?;
-                Meta {
-                    key: key.as_str().to_owned(),
-                    size,
-                    sha256: sha.to_hex(),
-                    content_type: "application/octet-stream".into(),
-                }
-            }
-        };
-        Ok(Some((file, meta)))
+        let key = key.as_str().to_owned();
+        tokio::task::spawn_blocking(move || read_blocking(&data, key, whole))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(io_err)
     }
+}
 
-    async fn read_meta(&self, data: &Path) -> Result<Option<Meta>, StoreError> {
-        match tokio::fs::read(Self::meta_path(data)).await {
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(e)),
+/// An object's bytes as [`LocalStore::read`] gives them.
+pub enum Contents {
+    /// Read whole (a small object).
+    Whole(bytes::Bytes),
+    /// Opened, to be streamed.
+    File(tokio::fs::File),
+}
+
+/// The object's size and its metadata file (`None` while not yet in place); `None` when there
+/// is no object.
+fn head_blocking(data: &Path) -> std::io::Result<Option<(u64, Option<Meta>)>> {
+    let size = match std::fs::metadata(data) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some((size, read_meta(data)?)))
+}
+
+fn read_meta(data: &Path) -> std::io::Result<Option<Meta>> {
+    match std::fs::read(LocalStore::meta_path(data)) {
+        Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_blocking(
+    data: &Path,
+    key: String,
+    whole: u64,
+) -> std::io::Result<Option<(Contents, Meta)>> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(data) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = match read_meta(data)? {
+        Some(m) => m,
+        // Linked but its metadata not yet renamed into place (or lost in a crash): rebuild it.
+        None => {
+            let size = file.metadata()?.len();
+            let mut hasher = sha2::Sha256::new();
+            std::io::copy(
+                &mut std::fs::File::open(data)?,
+                &mut HashWriter(&mut hasher),
+            )?;
+            Meta {
+                key,
+                size,
+                sha256: hex::encode(hasher.finalize()),
+                content_type: "application/octet-stream".into(),
+            }
         }
+    };
+    if meta.size > whole {
+        return Ok(Some((
+            Contents::File(tokio::fs::File::from_std(file)),
+            meta,
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.size as usize);
+    Read::take(&mut file, meta.size).read_to_end(&mut bytes)?;
+    Ok(Some((Contents::Whole(bytes.into()), meta)))
+}
+
+/// Feeds what is written to it to a hasher.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

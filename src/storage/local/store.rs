@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use super::{hash_file, io_err, list_dir, list_temp, LocalStore, PostPolicy};
+use super::{
+    hash_file, head_blocking, io_err, list_dir, list_temp, Contents, LocalStore, PostPolicy,
+};
 use crate::{
     storage::{
         BodyStream, ObjectInfo, ObjectPage, ObjectStore, PutError, StoreError, TempFile, Upload,
@@ -35,12 +37,14 @@ impl ObjectStore for LocalStore {
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
         let data = self.data_path(key);
-        let size = match tokio::fs::metadata(&data).await {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(e)),
+        // The size and the metadata in one trip to the blocking pool.
+        let found = tokio::task::spawn_blocking(move || head_blocking(&data))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(io_err)?;
+        let Some((size, meta)) = found else {
+            return Ok(None);
         };
-        let meta = self.read_meta(&data).await?;
         let sha256 = meta.as_ref().and_then(|m| Sha256::parse(&m.sha256).ok());
         let content_type = meta.map(|m| m.content_type);
         Ok(Some(ObjectInfo {
@@ -64,8 +68,12 @@ impl ObjectStore for LocalStore {
         len: usize,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         use tokio::io::AsyncReadExt;
-        let Some((file, _)) = self.read(key).await? else {
+        let Some((contents, _)) = self.read(key, len as u64).await? else {
             return Ok(None);
+        };
+        let file = match contents {
+            Contents::Whole(bytes) => return Ok(Some(bytes[..len.min(bytes.len())].to_vec())),
+            Contents::File(file) => file,
         };
         let mut buf = Vec::with_capacity(len);
         file.take(len as u64)

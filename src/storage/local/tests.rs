@@ -83,7 +83,15 @@ async fn writes_once_and_never_overwrites() {
         .write(&key(), "text/plain", 5, None, body(&[b"HELLO"]))
         .await;
     assert!(matches!(again, Err(WriteError::Exists)));
-    let (mut f, _) = s.read(&key()).await.unwrap().unwrap();
+    // Read whole, and streamed from the file.
+    let Some((super::Contents::Whole(got), _)) = s.read(&key(), 5).await.unwrap() else {
+        panic!("a 5-byte object is read whole");
+    };
+    assert_eq!(&got[..], b"hello");
+    let Some((super::Contents::File(mut f), meta)) = s.read(&key(), 4).await.unwrap() else {
+        panic!("an object over the limit is opened");
+    };
+    assert_eq!(meta.size, 5);
     let mut got = String::new();
     f.read_to_string(&mut got).await.unwrap();
     assert_eq!(got, "hello");
