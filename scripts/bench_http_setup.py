@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Seeds a running Cairn for scripts/bench-http.sh and prints what the benchmark requests need,
 as shell assignments: a registered 1 KiB raw asset (ASSET), a 7-day signed URL of its bytes
-(OBJECT_URL), and a run of N private artifacts (RUN) for the manifest.
+(OBJECT_URL), a run of N private artifacts (RUN) for the manifest, and for each of the register
+cases (c1, c32) a file of REGISTERS pending assets whose 1 KiB is uploaded (REGISTER_IDS_1,
+REGISTER_IDS_32; their content's SHA256).
 
-Usage: bench_http_setup.py BASE_URL TOKEN [ARTIFACTS]"""
+Usage: bench_http_setup.py BASE_URL TOKEN ARTIFACTS REGISTERS OUT_DIR"""
 import hashlib
 import json
+import os
 import sys
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 base, token = sys.argv[1], sys.argv[2]
-count = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+count, registers, out_dir = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 scope = {"Authorization": f"Bearer {token}", "X-Tenant-Id": "acme", "X-Env": "dev"}
 
 
@@ -48,6 +52,28 @@ for i in range(count):
     if (i + 1) % 250 == 0:
         print(f"seeded {i + 1}/{count} artifacts", file=sys.stderr)
 
+
+
+def pending(_):
+    """A presigned upload with its bytes PUT, not registered."""
+    q = call("POST", "/storage/raw/presign-upload", {
+        "filename": "r.bin", "content_type": "application/octet-stream", "size_bytes": len(data)})
+    u = q["upload"]
+    call("PUT", u["url"], headers=u.get("headers") or {"Content-Type": "application/octet-stream"},
+         raw=data)
+    return q["asset_id"]
+
+
+with ThreadPoolExecutor(16) as pool:
+    for c in (1, 32):
+        ids = list(pool.map(pending, range(registers)))
+        with open(os.path.join(out_dir, f"register-{c}.ids"), "w") as f:
+            f.write("\n".join(ids) + "\n")
+        print(f"seeded {registers} pending uploads for the register case at c{c}", file=sys.stderr)
+
+print(f"REGISTER_IDS_1={os.path.join(out_dir, 'register-1.ids')}")
+print(f"REGISTER_IDS_32={os.path.join(out_dir, 'register-32.ids')}")
+print(f"SHA256={sha}")
 print(f"ASSET={p['asset_id']}")
 print(f"OBJECT_URL='{d['url']}'")
 print(f"RUN={run}")

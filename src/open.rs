@@ -59,7 +59,12 @@ pub async fn connect_reader(
         .acquire_timeout(Duration::from_secs(10))
         .max_connections(SQLITE_READERS)
         .min_connections(1)
-        .map_sqlx_sqlite_opts(|o| o.read_only(true).create_if_missing(false));
+        // A manifest's rows come through in one go, not 50 at a time with a wake-up each.
+        .map_sqlx_sqlite_opts(|o| {
+            o.read_only(true)
+                .create_if_missing(false)
+                .row_buffer_size(1024)
+        });
     Database::connect(opts)
         .await
         .with_context(|| "cannot open read connections to the catalog (DATABASE_URL)")

@@ -17,8 +17,8 @@ if token and token ~= "" then
 end
 
 function done(summary, latency, requests)
-    io.write(string.format("BENCH requests=%d p50_us=%d p99_us=%d errors=%d\n",
+    io.write(string.format("BENCH requests=%d p50_us=%d p99_us=%d errors=%d duration_us=%d\n",
         summary.requests, latency:percentile(50), latency:percentile(99),
         summary.errors.connect + summary.errors.read + summary.errors.write
-            + summary.errors.timeout))
+            + summary.errors.timeout, summary.duration))
 end
