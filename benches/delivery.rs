@@ -247,7 +247,7 @@ async fn manifest(label: &str, key_file: &str, per_url: &[(&str, f64)]) {
         let t = Instant::now();
         let views: Vec<_> = items
             .into_iter()
-            .map(|(a, url)| cairn::http::artifacts::ArtifactView::new(a, url))
+            .map(|(a, url)| cairn::http::artifacts::ArtifactView::listed(a, &scope, run_id, url))
             .collect();
         std::hint::black_box(serde_json::to_vec(&views).unwrap());
         json_ms.push(t.elapsed().as_secs_f64() * 1e3);

@@ -489,6 +489,49 @@ async fn purging_one_of_two_items_sharing_content_keeps_the_object() {
 }
 
 #[tokio::test]
+async fn items_sharing_content_purged_in_one_batch_drop_one_reference_each() {
+    let app = TestApp::spawn().await;
+    let acme = app.owner("acme", "dev");
+    let bytes = sample(PNG, 900);
+    let a = app.stream_artifact(&acme, PNG, &bytes, json!({})).await;
+    let b = app
+        .stream_artifact(&acme, PNG, &bytes, json!({"run_id": "r2"}))
+        .await;
+    let c = app
+        .stream_artifact(&acme, PNG, &bytes, json!({"run_id": "r3"}))
+        .await;
+    let blob_row = || async {
+        let mut all = blob::Entity::find().all(&app.state.db).await.unwrap();
+        assert!(all.len() <= 1, "deduplicated");
+        all.pop()
+    };
+    let shared = blob_row().await.unwrap();
+    assert_eq!(shared.ref_count, 3);
+
+    // Two of the three go in one batch: the blob loses two references, not one, and stays.
+    delete(&app, &acme, id_of(&a)).await;
+    delete(&app, &acme, id_of(&b)).await;
+    let now = Utc::now();
+    let r = sweep(&app, now + days(8)).await;
+    assert_eq!((r.purged.count, r.objects_deleted.count), (2, 0));
+    assert_eq!(blob_row().await.unwrap().ref_count, 1);
+    assert!(object_exists(&app, &shared.key).await);
+    let purged = event_types(&app)
+        .await
+        .iter()
+        .filter(|t| t.as_str() == "artifact.purged")
+        .count();
+    assert_eq!(purged, 2, "one event per purged item");
+
+    // The last one goes: the blob is released and its object removed.
+    delete(&app, &acme, id_of(&c)).await;
+    let r = sweep(&app, now + days(16)).await;
+    assert_eq!((r.purged.count, r.objects_deleted.count), (1, 1));
+    assert!(blob_row().await.is_none());
+    assert!(!object_exists(&app, &shared.key).await);
+}
+
+#[tokio::test]
 async fn a_public_object_removed_is_queued_for_cdn_invalidation() {
     let app = TestApp::spawn().await;
     let acme = app.owner("acme", "dev");

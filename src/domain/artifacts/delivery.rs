@@ -1,10 +1,8 @@
 //! Delivery URLs of artifacts (DESIGN §6): one item's URL, the run manifest (one CloudFront
 //! policy for the whole run), and the grant behind a run's signed cookies.
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, Utc};
 use entity::{artifact, blob};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 
 use super::*;
 use crate::{
@@ -23,6 +21,24 @@ pub fn url_ttl(core: &Core, expires_in: Option<u64>) -> Duration {
     Duration::seconds(expires_in.unwrap_or(core.presign_ttl_secs) as i64)
 }
 
+/// What an artifact's delivery URL is made from: its visibility and the name and type it is
+/// downloaded under.
+struct Named<'a> {
+    visibility: Visibility,
+    filename: &'a str,
+    content_type: &'a str,
+}
+
+impl<'a> Named<'a> {
+    fn of(a: &'a artifact::Model) -> Self {
+        Self {
+            visibility: visibility_of(a),
+            filename: &a.filename,
+            content_type: &a.content_type,
+        }
+    }
+}
+
 /// The URL of an available artifact stored at `key`: a public one's CDN URL (naming it as an
 /// attachment when `attachment`); a private one's signed URL until `now + ttl`, named after the
 /// artifact (inline unless `attachment`), taken from `grant` when it covers the key (no
@@ -30,20 +46,21 @@ pub fn url_ttl(core: &Core, expires_in: Option<u64>) -> Duration {
 #[allow(clippy::too_many_arguments)]
 async fn item_url(
     core: &Core,
-    a: &artifact::Model,
+    a: &Named<'_>,
     key: &ObjectKey,
     grant: Option<&PrefixGrant>,
     now: DateTime<Utc>,
     ttl: Duration,
     attachment: bool,
 ) -> Result<String> {
-    let filename = filename_of(a)?;
+    let filename =
+        Filename::parse(a.filename).map_err(|_| Problem::internal("bad filename in catalog"))?;
     let d = Download {
         filename: &filename,
-        content_type: &a.content_type,
+        content_type: a.content_type,
         attachment,
     };
-    if visibility_of(a) == Visibility::Public {
+    if a.visibility == Visibility::Public {
         return Ok(if attachment {
             core.cdn.download_url(key, &d)
         } else {
@@ -82,7 +99,7 @@ async fn delivery_url_for(
     }
     let key = object_key(core, a).await?;
     let now = catalog_time(Utc::now());
-    item_url(core, a, &key, None, now, ttl, attachment)
+    item_url(core, &Named::of(a), &key, None, now, ttl, attachment)
         .await
         .map(Some)
 }
@@ -151,61 +168,111 @@ pub async fn download_url(
     read_url(core, a, url_ttl(core, None), attachment).await
 }
 
+/// An artifact as a run's manifest shows it: the columns of its view, without the scope and run
+/// the manifest names once, and the key of its object, read in one joined query.
+#[derive(Debug, FromQueryResult)]
+pub struct Listed {
+    pub artifact_id: Uuid,
+    pub kind: String,
+    pub visibility: String,
+    pub blob_id: Option<Uuid>,
+    pub render_ref: Option<String>,
+    pub uri: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: Option<String>,
+    pub status: String,
+    pub legal_hold: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub workspace_id: Option<String>,
+    pub project_id: Option<String>,
+    pub canvas_id: Option<String>,
+    pub rev: Option<i64>,
+    pub correlation_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub derived_from: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// The object's key (`None` for a render-ref preview).
+    pub key: Option<String>,
+}
+
+impl Listed {
+    fn named(&self) -> Named<'_> {
+        Named {
+            visibility: if self.visibility == blob::VISIBILITY_PUBLIC {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
+            filename: &self.filename,
+            content_type: &self.content_type,
+        }
+    }
+
+    /// Whether the manifest gives a URL to its stored bytes.
+    fn deliverable(&self) -> bool {
+        self.render_ref.is_none()
+            && self.status == artifact::STATUS_AVAILABLE
+            && self.blob_id.is_some()
+    }
+}
+
 /// The run's artifacts (not deleted or expired) in creation order, each with its delivery URL,
-/// signed for `ttl`. With
-/// CloudFront keys, one custom policy for the run's prefix is signed (only when the run has a
-/// private item there to deliver) and reused for every private URL it covers; an item that
-/// shares another run's or a raw asset's object gets a URL signed for that object alone.
+/// signed for `ttl`: one query for the items and their keys. With CloudFront keys, one custom
+/// policy for the run's prefix is signed (only when the run has a private item there to
+/// deliver) and reused for every private URL it covers; an item that shares another run's or a
+/// raw asset's object gets a URL signed for that object alone.
 pub async fn manifest(
     core: &Core,
     scope: &Scope,
     run: &RunId,
     ttl: Duration,
-) -> Result<Vec<(artifact::Model, Option<String>)>> {
-    let items = artifact::Entity::find()
-        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
-        .filter(artifact::Column::Env.eq(scope.env.as_str()))
-        .filter(artifact::Column::RunId.eq(run.as_str()))
+) -> Result<Vec<(Listed, Option<String>)>> {
+    use artifact::Column as A;
+    let items: Vec<Listed> = artifact::Entity::find()
+        .select_only()
+        .columns([
+            A::ArtifactId,
+            A::Kind,
+            A::Visibility,
+            A::BlobId,
+            A::RenderRef,
+            A::Uri,
+            A::Filename,
+            A::ContentType,
+            A::SizeBytes,
+            A::Sha256,
+            A::Status,
+            A::LegalHold,
+            A::ExpiresAt,
+            A::WorkspaceId,
+            A::ProjectId,
+            A::CanvasId,
+            A::Rev,
+            A::CorrelationId,
+            A::ActorId,
+            A::DerivedFrom,
+            A::CreatedAt,
+        ])
+        .column_as(blob::Column::Key, "key")
+        .left_join(blob::Entity)
+        .filter(A::TenantId.eq(scope.tenant.as_str()))
+        .filter(A::Env.eq(scope.env.as_str()))
+        .filter(A::RunId.eq(run.as_str()))
         .filter(visible(Utc::now()))
-        .order_by_asc(artifact::Column::ArtifactId)
+        .order_by_asc(A::ArtifactId)
+        .into_model::<Listed>()
         .all(&core.read)
         .await?;
-    let deliverable = |a: &artifact::Model| {
-        a.render_ref.is_none() && a.status == artifact::STATUS_AVAILABLE && a.blob_id.is_some()
-    };
-    let blob_ids: Vec<Uuid> = items
+    let keys = items
         .iter()
-        .filter(|a| deliverable(a))
-        .filter_map(|a| a.blob_id)
-        .collect();
-    let mut keys: HashMap<Uuid, ObjectKey> = HashMap::with_capacity(blob_ids.len());
-    // Keys read before are remembered (they never change); the others are read, only the keys
-    // (decoding whole rows costs more than the query), in bounded `IN` lists: Postgres and
-    // SQLite both take thousands of parameters, not unlimited.
-    let mut missing = Vec::new();
-    for id in blob_ids {
-        match core.blob_keys.get(id) {
-            Some(key) => {
-                keys.insert(id, key);
-            }
-            None => missing.push(id),
-        }
-    }
-    for chunk in missing.chunks(1000) {
-        let found: Vec<(Uuid, String)> = blob::Entity::find()
-            .select_only()
-            .column(blob::Column::Id)
-            .column(blob::Column::Key)
-            .filter(blob::Column::Id.is_in(chunk.iter().copied()))
-            .into_tuple()
-            .all(&core.read)
-            .await?;
-        for (id, key) in found {
-            let key = catalog_key(&key)?;
-            core.blob_keys.insert(id, key.clone());
-            keys.insert(id, key);
-        }
-    }
+        .map(|a| match (&a.key, a.deliverable()) {
+            (Some(k), true) => catalog_key(k).map(Some),
+            (None, true) => Err(Problem::internal("artifact without blob")),
+            (_, false) => Ok(None),
+        })
+        .collect::<Result<Vec<Option<ObjectKey>>>>()?;
     let now = catalog_time(Utc::now());
     // One signed policy for the run's own prefix, when the run has a private item there to
     // deliver: one signature for the whole manifest. An item that shares another run's or a raw
@@ -213,12 +280,9 @@ pub async fn manifest(
     // wildcard over the other owner's prefix.
     let own = ObjectKey::run_prefix(&scope.tenant, &scope.env, run);
     let needs_grant = core.cdn.signer().is_some()
-        && items.iter().any(|a| {
-            deliverable(a)
-                && visibility_of(a) == Visibility::Private
-                && a.blob_id
-                    .and_then(|id| keys.get(&id))
-                    .is_some_and(|k| k.as_str().starts_with(&own))
+        && items.iter().zip(&keys).any(|(a, k)| {
+            a.named().visibility == Visibility::Private
+                && k.as_ref().is_some_and(|k| k.as_str().starts_with(&own))
         });
     let grant = if needs_grant {
         core.cdn
@@ -229,17 +293,13 @@ pub async fn manifest(
     };
     let mut out = Vec::with_capacity(items.len());
     let (mut count, mut bytes) = (0, 0);
-    for a in items {
+    for (a, key) in items.into_iter().zip(keys) {
         let url = if let Some(r) = &a.render_ref {
             Some(r.clone())
-        } else if deliverable(&a) {
-            let key = a
-                .blob_id
-                .and_then(|id| keys.get(&id))
-                .ok_or_else(|| Problem::internal("artifact without blob"))?;
+        } else if let Some(key) = key {
             count += 1;
             bytes += a.size_bytes;
-            Some(item_url(core, &a, key, grant.as_ref(), now, ttl, false).await?)
+            Some(item_url(core, &a.named(), &key, grant.as_ref(), now, ttl, false).await?)
         } else {
             None
         };

@@ -40,7 +40,7 @@ pub use complete::complete;
 pub use content::{create_with_body, upload_content};
 pub use create::{create, create_render_ref};
 pub use delivery::{
-    delivery_url, download_url, is_own_disposition, manifest, read_url, run_grant, url_ttl,
+    delivery_url, download_url, is_own_disposition, manifest, read_url, run_grant, url_ttl, Listed,
     RunGrant,
 };
 pub use manage::{delete, lineage_chain, set_legal_hold, LineageNode};

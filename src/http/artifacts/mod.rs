@@ -65,20 +65,29 @@ pub struct ArtifactView {
     pub status: String,
     pub legal_hold: bool,
     pub expires_at: Option<DateTime<Utc>>,
-    pub lineage: Value,
+    pub lineage: LineageView,
     pub uri: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
+/// An artifact's lineage as the API shows it (without `run_id`, which the view has): its keys
+/// in the order a JSON object of them has always been written in (alphabetical).
+#[derive(Debug, Serialize)]
+pub struct LineageView {
+    pub actor_id: Option<String>,
+    pub canvas_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub derived_from: Value,
+    pub project_id: Option<String>,
+    pub rev: Option<i64>,
+    pub workspace_id: Option<String>,
+}
+
 impl ArtifactView {
     /// The API view of `a` with its delivery URL.
     pub fn new(a: artifact::Model, url: Option<String>) -> Self {
-        let mut lineage = artifacts::lineage_json(&a);
-        if let Some(o) = lineage.as_object_mut() {
-            o.remove("run_id");
-        }
         Self {
             artifact_id: a.artifact_id,
             tenant_id: a.tenant_id,
@@ -93,7 +102,46 @@ impl ArtifactView {
             status: a.status,
             legal_hold: a.legal_hold,
             expires_at: a.expires_at,
-            lineage,
+            lineage: LineageView {
+                actor_id: a.actor_id,
+                canvas_id: a.canvas_id,
+                correlation_id: a.correlation_id,
+                derived_from: a.derived_from,
+                project_id: a.project_id,
+                rev: a.rev,
+                workspace_id: a.workspace_id,
+            },
+            uri: a.uri,
+            url,
+            created_at: a.created_at,
+        }
+    }
+
+    /// The view of an artifact of `run` in the caller's scope as its manifest lists it.
+    pub fn listed(a: artifacts::Listed, scope: &Scope, run: &str, url: Option<String>) -> Self {
+        Self {
+            artifact_id: a.artifact_id,
+            tenant_id: scope.tenant.to_string(),
+            env: scope.env.to_string(),
+            run_id: run.to_owned(),
+            kind: a.kind,
+            visibility: a.visibility,
+            filename: a.filename,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            status: a.status,
+            legal_hold: a.legal_hold,
+            expires_at: a.expires_at,
+            lineage: LineageView {
+                actor_id: a.actor_id,
+                canvas_id: a.canvas_id,
+                correlation_id: a.correlation_id,
+                derived_from: a.derived_from,
+                project_id: a.project_id,
+                rev: a.rev,
+                workspace_id: a.workspace_id,
+            },
             uri: a.uri,
             url,
             created_at: a.created_at,

@@ -36,24 +36,34 @@ pub struct Manifest {
     artifacts: Vec<ArtifactView>,
 }
 
+/// About what one item of a manifest takes in JSON (most of it its signed URL): the answer is
+/// written into a buffer of that size times the items, not grown from empty.
+const ITEM_JSON_BYTES: usize = 768;
+
 /// `GET /runs/{run_id}/artifacts`: the player's manifest, every URL ready to fetch.
 pub async fn list_run(
     State(app): State<AppState>,
     scope: Scope,
     Path(run_id): Path<String>,
     Query(q): Query<TtlQuery>,
-) -> ApiResult<Json<Manifest>> {
+) -> ApiResult<Response> {
     let run = RunId::parse(&run_id)?;
     let ttl = ttl_of(&app, q.expires_in.as_deref())?;
-    let views = artifacts::manifest(&app, &scope, &run, ttl)
+    let artifacts: Vec<ArtifactView> = artifacts::manifest(&app, &scope, &run, ttl)
         .await?
         .into_iter()
-        .map(|(a, url)| ArtifactView::new(a, url))
+        .map(|(a, url)| ArtifactView::listed(a, &scope, run.as_str(), url))
         .collect();
-    Ok(Json(Manifest {
-        run_id: run.to_string(),
-        artifacts: views,
-    }))
+    let mut body = Vec::with_capacity(64 + artifacts.len() * ITEM_JSON_BYTES);
+    serde_json::to_writer(
+        &mut body,
+        &Manifest {
+            run_id: run.to_string(),
+            artifacts,
+        },
+    )
+    .map_err(|e| ApiError::internal(format!("writing the manifest: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /runs/{run_id}/cdn-cookies`: CloudFront signed cookies for every private object of the

@@ -69,8 +69,8 @@ pub(super) trait Table {
     fn fail(row: &Row<Self>, now: DateTime<Utc>) -> UpdateMany<Self::Entity>;
     /// The expired row becomes `deleted`.
     fn delete(row: &Row<Self>, now: DateTime<Utc>) -> UpdateMany<Self::Entity>;
-    /// The `deleted` row goes.
-    fn purge(row: &Row<Self>) -> DeleteMany<Self::Entity>;
+    /// The rows of `ids` that are still `deleted` (and not held) go.
+    fn purge(ids: &[Uuid]) -> DeleteMany<Self::Entity>;
     /// The event a step records for the row.
     fn event<'s>(step: Step, scope: &'s Scope, row: &Row<Self>, now: DateTime<Utc>) -> Event<'s>;
 }
@@ -179,9 +179,9 @@ impl Table for Artifacts {
             .filter(artifact::Column::LegalHold.eq(false))
     }
 
-    fn purge(a: &artifact::Model) -> DeleteMany<artifact::Entity> {
+    fn purge(ids: &[Uuid]) -> DeleteMany<artifact::Entity> {
         artifact::Entity::delete_many()
-            .filter(artifact::Column::ArtifactId.eq(a.artifact_id))
+            .filter(artifact::Column::ArtifactId.is_in(ids.iter().copied()))
             .filter(artifact::Column::Status.eq(artifact::STATUS_DELETED))
             .filter(artifact::Column::LegalHold.eq(false))
     }
@@ -283,9 +283,9 @@ impl Table for RawAssets {
             .filter(raw_asset::Column::Status.eq(r.status.clone()))
     }
 
-    fn purge(r: &raw_asset::Model) -> DeleteMany<raw_asset::Entity> {
+    fn purge(ids: &[Uuid]) -> DeleteMany<raw_asset::Entity> {
         raw_asset::Entity::delete_many()
-            .filter(raw_asset::Column::AssetId.eq(r.asset_id))
+            .filter(raw_asset::Column::AssetId.is_in(ids.iter().copied()))
             .filter(raw_asset::Column::Status.eq(raw_asset::STATUS_DELETED))
     }
 
