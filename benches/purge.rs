@@ -17,6 +17,11 @@
 //! The whole sweep is timed; afterwards the bench checks that it reported N objects removed, no
 //! errors, and that the bucket is empty.
 //!
+//! `CAIRN_BENCH_S3_DELAY_MS=20` puts a proxy in front of the store that holds each request that
+//! long before passing it on (about one delay per request: a round trip to S3 from far away, as
+//! the store sees it), for the sweeps only, not the seeding; the summary then also gives the
+//! catalog work per item (sweep time outside store waits, per item purged).
+//!
 //! Needs `AWS_*` variables reaching a store: run `scripts/bench-s3.sh`, which starts Garage, or
 //! `cargo bench --bench purge` with them set. `CAIRN_BENCH_PURGE_ITEMS` sets N;
 //! `CAIRN_BENCH_PURGE_MODES` (`single,batched1,batched` by default: the baseline first, on the
@@ -296,6 +301,9 @@ fn settings(data_dir: &std::path::Path, bucket: &str) -> Settings {
             s.set(var, &v);
         }
     }
+    if let Some(proxy) = DELAYING_PROXY.get() {
+        s.set("AWS_ENDPOINT_URL_S3", proxy);
+    }
     if let Some(url) = std::env::var("CAIRN_BENCH_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -550,8 +558,75 @@ async fn measure(sdk: &aws_config::SdkConfig, mode: Mode, concurrency: usize, n:
     m
 }
 
+/// The URL of the delaying proxy the sweeps reach the store through, when one is asked for.
+static DELAYING_PROXY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A TCP proxy to `upstream` (`host:port`) that holds each request `delay` before passing it
+/// on: a request begins when the client sends after the server has answered (or first).
+async fn delaying_proxy(upstream: String, delay: std::time::Duration) -> String {
+    use std::sync::atomic::AtomicBool;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let answered = Arc::new(AtomicBool::new(true));
+                let on_answer = answered.clone();
+                let up = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                        if answered.swap(false, Ordering::SeqCst) {
+                            tokio::time::sleep(delay).await;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = sw.shutdown().await;
+                };
+                let down = async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = sr.read(&mut buf).await {
+                        on_answer.store(true, Ordering::SeqCst);
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = cw.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[tokio::main]
 async fn main() {
+    let delay_ms: u64 = std::env::var("CAIRN_BENCH_S3_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if delay_ms > 0 {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+            .expect("CAIRN_BENCH_S3_DELAY_MS needs AWS_ENDPOINT_URL_S3 (the store to delay)");
+        let upstream = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let proxy =
+            delaying_proxy(upstream, std::time::Duration::from_millis(delay_ms)).await;
+        println!("sweeps reach the store through {proxy}, each request held {delay_ms} ms");
+        DELAYING_PROXY.set(proxy).unwrap();
+    }
     let n: u64 = std::env::var("CAIRN_BENCH_PURGE_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -611,6 +686,13 @@ async fn main() {
         "(removal s: the sweep's object-removal step; store s: time with a delete request \
          waiting for the store; the rest of a sweep is catalog work)"
     );
+    for m in &results {
+        println!(
+            "{}: catalog work {:.0} µs per item",
+            m.mode.name(),
+            (m.secs - m.store_secs) * 1e6 / m.items as f64
+        );
+    }
     let rate = |mode| results.iter().find(|m| m.mode == mode).map(Measured::rate);
     if let Some(s) = rate(Mode::Single) {
         for (mode, name) in [(Mode::Batched, "batched"), (Mode::BatchedOne, "batched1")] {

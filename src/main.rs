@@ -10,12 +10,6 @@ use clap::{Parser, Subcommand};
 
 mod usage_cli;
 
-/// mimalloc instead of glibc's malloc: a request allocates many small values (rows decoded,
-/// URLs built, JSON written) and frees them at its end; glibc spent up to a third of a large
-/// manifest's CPU in malloc, free and consolidation (issue 17's profiles).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "cairn",
