@@ -622,8 +622,7 @@ async fn main() {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let proxy =
-            delaying_proxy(upstream, std::time::Duration::from_millis(delay_ms)).await;
+        let proxy = delaying_proxy(upstream, std::time::Duration::from_millis(delay_ms)).await;
         println!("sweeps reach the store through {proxy}, each request held {delay_ms} ms");
         DELAYING_PROXY.set(proxy).unwrap();
     }

@@ -171,20 +171,27 @@ impl Writer {
     /// Starts the writer on `db`.
     pub fn spawn(db: DatabaseConnection) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        // On a thread of its own: each statement's answer from the catalog resumes the writer at
-        // once, instead of in the queue of a runtime busy with every request.
-        let on_thread = db.clone();
-        std::thread::Builder::new()
-            .name("cairn-writer".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread runtime for the catalog writer");
-                rt.block_on(write_batches(on_thread, rx));
-            })
-            .expect("a thread for the catalog writer");
         let batch_works = db.get_database_backend() == DatabaseBackend::Sqlite;
+        if batch_works {
+            // SQLite: on a thread of its own (sqlx's SQLite connections are runtime-agnostic
+            // worker threads), so that each statement's answer resumes the writer at once
+            // instead of in the queue of a runtime busy with every request.
+            let on_thread = db.clone();
+            std::thread::Builder::new()
+                .name("cairn-writer".into())
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime for the catalog writer");
+                    rt.block_on(write_batches(on_thread, rx));
+                })
+                .expect("a thread for the catalog writer");
+        } else {
+            // Postgres: its connections' sockets belong to the runtime that opened them, so the
+            // writer stays on the server's runtime.
+            tokio::spawn(write_batches(db.clone(), rx));
+        }
         Self {
             queue,
             db,
