@@ -100,12 +100,19 @@ pub(crate) fn visible(now: DateTime<Utc>) -> Condition {
 /// The artifact in the caller's tenant and env, unless deleted or expired. Anything else is
 /// "not found".
 pub async fn get(core: &Core, scope: &Scope, id: Uuid) -> Result<artifact::Model> {
+    // By primary key alone, the scope and visibility checked on the row: with the scope in the
+    // query, Postgres's planner (its statistics taken while the table was small) scanned the
+    // tenant's whole scope index for it.
+    let now = crate::domain::catalog_time(Utc::now());
     artifact::Entity::find_by_id(id)
-        .filter(artifact::Column::TenantId.eq(scope.tenant.as_str()))
-        .filter(artifact::Column::Env.eq(scope.env.as_str()))
-        .filter(visible(Utc::now()))
         .one(&core.read)
         .await?
+        .filter(|a| {
+            a.tenant_id == scope.tenant.as_str()
+                && a.env == scope.env.as_str()
+                && a.status != artifact::STATUS_DELETED
+                && a.expires_at.is_none_or(|at| at > now)
+        })
         .ok_or_else(Problem::not_found)
 }
 

@@ -3,7 +3,7 @@
 //! transactions so a slow store never holds a catalog connection.
 use chrono::{DateTime, Utc};
 use entity::{blob, raw_asset};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -81,11 +81,16 @@ pub(super) async fn find_stored_blob(
 
 /// The asset in the caller's tenant and env, unless deleted. Anything else is "not found".
 pub async fn get(core: &Core, scope: &Scope, asset_id: Uuid) -> Result<raw_asset::Model> {
+    // By primary key alone, the scope checked on the row: with the scope in the query,
+    // Postgres's planner (its statistics taken while the table was small) scanned the tenant's
+    // whole scope index for it.
     raw_asset::Entity::find_by_id(asset_id)
-        .filter(raw_asset::Column::TenantId.eq(scope.tenant.as_str()))
-        .filter(raw_asset::Column::Env.eq(scope.env.as_str()))
-        .filter(raw_asset::Column::Status.ne(raw_asset::STATUS_DELETED))
         .one(&core.read)
         .await?
+        .filter(|a| {
+            a.tenant_id == scope.tenant.as_str()
+                && a.env == scope.env.as_str()
+                && a.status != raw_asset::STATUS_DELETED
+        })
         .ok_or_else(Problem::not_found)
 }
