@@ -13,8 +13,9 @@ use crate::{
     storage::{self, local::LocalStore, s3::S3Store, ObjectStore},
 };
 
-/// Connects to the catalog. SQLite runs in WAL mode on a single connection: one writer is all
-/// SQLite allows, and a single connection never meets `SQLITE_BUSY`.
+/// Connects to the catalog's writer. SQLite runs in WAL mode on a single writer connection: one
+/// writer is all SQLite allows, and a single one never meets `SQLITE_BUSY` (reads outside a
+/// transaction go to [`connect_reader`]'s connections).
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.database_url.expose();
     let sqlite = url.starts_with("sqlite:");
