@@ -19,8 +19,8 @@
 //!
 //! `CAIRN_BENCH_S3_DELAY_MS=20` puts a proxy in front of the store that holds each request that
 //! long before passing it on (about one delay per request: a round trip to S3 from far away, as
-//! the store sees it), for the sweeps only, not the seeding; the summary then also gives the
-//! catalog work per item (sweep time outside store waits, per item purged).
+//! the store sees it), for the sweeps only, not the seeding. The summary gives each mode's time
+//! outside delete waits per item: catalog work, and the store's other requests (listings).
 //!
 //! Needs `AWS_*` variables reaching a store: run `scripts/bench-s3.sh`, which starts Garage, or
 //! `cargo bench --bench purge` with them set. `CAIRN_BENCH_PURGE_ITEMS` sets N;
@@ -687,7 +687,8 @@ async fn main() {
     );
     for m in &results {
         println!(
-            "{}: catalog work {:.0} µs per item",
+            "{}: {:.0} µs per item outside delete waits (catalog work, and the store's other \
+             requests: listings)",
             m.mode.name(),
             (m.secs - m.store_secs) * 1e6 / m.items as f64
         );
