@@ -10,6 +10,11 @@ use uuid::Uuid;
 use super::{media::Visibility, ObjectKey, Sha256};
 use crate::{auth::Scope, core::Core, problem::Problem};
 
+/// A key read from the catalog; one that does not parse is the catalog's fault (500).
+pub fn catalog_key(key: &str) -> Result<ObjectKey, Problem> {
+    ObjectKey::parse(key).ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))
+}
+
 /// The object key of blob `id`, from [`crate::core::BlobKeys`] once read (a blob's key never
 /// changes); `None` when no such blob exists.
 pub async fn key_of(core: &Core, id: Uuid) -> Result<Option<ObjectKey>, Problem> {
@@ -25,8 +30,7 @@ pub async fn key_of(core: &Core, id: Uuid) -> Result<Option<ObjectKey>, Problem>
     let Some(key) = key else {
         return Ok(None);
     };
-    let key = ObjectKey::parse(&key)
-        .ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))?;
+    let key = catalog_key(&key)?;
     core.blob_keys.insert(id, key.clone());
     Ok(Some(key))
 }

@@ -12,7 +12,12 @@ use crate::{
 };
 
 fn filename_of(a: &artifact::Model) -> Result<Filename> {
-    Filename::parse(&a.filename).map_err(|_| Problem::internal("bad filename in catalog"))
+    catalog_filename(&a.filename)
+}
+
+/// A filename read from the catalog; one that does not parse is the catalog's fault (500).
+fn catalog_filename(name: &str) -> Result<Filename> {
+    Filename::parse(name).map_err(|_| Problem::internal("bad filename in catalog"))
 }
 
 /// How long the URLs of an answer live: `CAIRN_PRESIGN_TTL_SECS`, unless the request says
@@ -53,8 +58,7 @@ async fn item_url(
     ttl: Duration,
     attachment: bool,
 ) -> Result<String> {
-    let filename =
-        Filename::parse(a.filename).map_err(|_| Problem::internal("bad filename in catalog"))?;
+    let filename = catalog_filename(a.filename)?;
     let d = Download {
         filename: &filename,
         content_type: a.content_type,
@@ -197,14 +201,40 @@ pub struct Listed {
     pub key: Option<String>,
 }
 
+impl From<artifact::Model> for Listed {
+    /// The row as a manifest would list it, without its object's key.
+    fn from(a: artifact::Model) -> Self {
+        Self {
+            artifact_id: a.artifact_id,
+            kind: a.kind,
+            visibility: a.visibility,
+            blob_id: a.blob_id,
+            render_ref: a.render_ref,
+            uri: a.uri,
+            filename: a.filename,
+            content_type: a.content_type,
+            size_bytes: a.size_bytes,
+            sha256: a.sha256,
+            status: a.status,
+            legal_hold: a.legal_hold,
+            expires_at: a.expires_at,
+            workspace_id: a.workspace_id,
+            project_id: a.project_id,
+            canvas_id: a.canvas_id,
+            rev: a.rev,
+            correlation_id: a.correlation_id,
+            actor_id: a.actor_id,
+            derived_from: a.derived_from,
+            created_at: a.created_at,
+            key: None,
+        }
+    }
+}
+
 impl Listed {
     fn named(&self) -> Named<'_> {
         Named {
-            visibility: if self.visibility == blob::VISIBILITY_PUBLIC {
-                Visibility::Public
-            } else {
-                Visibility::Private
-            },
+            visibility: visibility_in(&self.visibility),
             filename: &self.filename,
             content_type: &self.content_type,
         }

@@ -136,9 +136,7 @@ pub async fn object_key(core: &Core, a: &artifact::Model) -> Result<ObjectKey> {
         .ok_or_else(|| Problem::internal("artifact without blob"))
 }
 
-fn catalog_key(key: &str) -> Result<ObjectKey> {
-    ObjectKey::parse(key).ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))
-}
+use crate::domain::blobs::catalog_key;
 
 /// Checks that every `derived_from` id is a raw asset or artifact of the scope's tenant+env.
 /// Ids of other tenants or envs are unknown, exactly like ids that never existed.
@@ -272,7 +270,12 @@ fn artifact_key(scope: &Scope, req: &NewArtifact, id: Uuid) -> ObjectKey {
 }
 
 fn visibility_of(a: &artifact::Model) -> Visibility {
-    if a.visibility == blob::VISIBILITY_PUBLIC {
+    visibility_in(&a.visibility)
+}
+
+/// The visibility a `visibility` column holds.
+fn visibility_in(column: &str) -> Visibility {
+    if column == blob::VISIBILITY_PUBLIC {
         Visibility::Public
     } else {
         Visibility::Private

@@ -67,9 +67,7 @@ pub struct Register {
     pub parts: Option<Vec<UploadedPart>>,
 }
 
-pub(super) fn catalog_key(key: &str) -> Result<ObjectKey> {
-    ObjectKey::parse(key).ok_or_else(|| Problem::internal(format!("bad key in catalog: {key}")))
-}
+pub(super) use blobs::catalog_key;
 
 pub(super) async fn find_stored_blob(
     db: &impl ConnectionTrait,

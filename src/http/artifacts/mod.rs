@@ -87,43 +87,36 @@ pub struct LineageView {
 
 impl ArtifactView {
     /// The API view of `a` with its delivery URL.
-    pub fn new(a: artifact::Model, url: Option<String>) -> Self {
-        Self {
-            artifact_id: a.artifact_id,
-            tenant_id: a.tenant_id,
-            env: a.env,
-            run_id: a.run_id,
-            kind: a.kind,
-            visibility: a.visibility,
-            filename: a.filename,
-            content_type: a.content_type,
-            size_bytes: a.size_bytes,
-            sha256: a.sha256,
-            status: a.status,
-            legal_hold: a.legal_hold,
-            expires_at: a.expires_at,
-            lineage: LineageView {
-                actor_id: a.actor_id,
-                canvas_id: a.canvas_id,
-                correlation_id: a.correlation_id,
-                derived_from: a.derived_from,
-                project_id: a.project_id,
-                rev: a.rev,
-                workspace_id: a.workspace_id,
-            },
-            uri: a.uri,
-            url,
-            created_at: a.created_at,
-        }
+    pub fn new(mut a: artifact::Model, url: Option<String>) -> Self {
+        let tenant_id = std::mem::take(&mut a.tenant_id);
+        let env = std::mem::take(&mut a.env);
+        let run_id = std::mem::take(&mut a.run_id);
+        Self::of(artifacts::Listed::from(a), tenant_id, env, run_id, url)
     }
 
     /// The view of an artifact of `run` in the caller's scope as its manifest lists it.
     pub fn listed(a: artifacts::Listed, scope: &Scope, run: &str, url: Option<String>) -> Self {
+        Self::of(
+            a,
+            scope.tenant.to_string(),
+            scope.env.to_string(),
+            run.to_owned(),
+            url,
+        )
+    }
+
+    fn of(
+        a: artifacts::Listed,
+        tenant_id: String,
+        env: String,
+        run_id: String,
+        url: Option<String>,
+    ) -> Self {
         Self {
             artifact_id: a.artifact_id,
-            tenant_id: scope.tenant.to_string(),
-            env: scope.env.to_string(),
-            run_id: run.to_owned(),
+            tenant_id,
+            env,
+            run_id,
             kind: a.kind,
             visibility: a.visibility,
             filename: a.filename,
